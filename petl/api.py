@@ -1,0 +1,149 @@
+"""The three entry points of PEFT in petl: `apply`, `load` and `summary`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+from torch import nn
+
+from petl.errors import ConfigError, IncompatibleModelError
+from petl.methods import METHODS, get_method, peft_methods
+from petl.methods.native import CONFIG_NAME, NativeConfig, PetlModel
+from petl.methods.signature import check_meta, save_meta
+
+
+_TASK_SUFFIXES = {
+    "ForSequenceClassification": "SEQ_CLS",
+    "ForTokenClassification": "TOKEN_CLS",
+    "ForCausalLM": "CAUSAL_LM",
+    "LMHeadModel": "CAUSAL_LM",
+    "ForConditionalGeneration": "SEQ_2_SEQ_LM",
+    "ForQuestionAnswering": "QUESTION_ANS",
+}
+HEAD_NAMES = ["classifier", "score", "classification_head"]
+
+
+def infer_task_type(model: nn.Module) -> str | None:
+    """peft's task type from the model class name (e.g. BertForSequenceClassification)."""
+    cls = type(model).__name__
+    return next((t for s, t in _TASK_SUFFIXES.items() if cls.endswith(s)), None)
+
+
+def head_modules(model: nn.Module) -> list[str]:
+    """Names of the task head(s) that must stay trainable and be saved with the adapter."""
+    return [n for n in HEAD_NAMES if isinstance(getattr(model, n, None), nn.Module)]
+
+
+def apply(model: nn.Module, method: Any = "lora", *, task_type: str | None = "auto",
+          adapter_name: str = "default", **options: Any) -> nn.Module:
+    """Adds a PEFT method to a transformers model and freezes everything else.
+
+    Args:
+        model: A transformers model (any task head) or plain torch module.
+        method: A method name (see `petl.methods.METHODS`), a peft `PeftConfig`, or a petl
+            config (`BottleneckConfig`, `BitFitConfig`).
+        task_type: peft's task type; "auto" infers it from the model class.
+        adapter_name: Name of the adapter (peft methods).
+        **options: The method's options, e.g. `r=8, target_modules=["query", "value"]`.
+
+    Returns:
+        A `peft.PeftModel` for peft's methods, a `petl.PetlModel` for petl's own; the task
+        head (classifier/score) stays trainable and is saved with the adapter.
+
+    Raises:
+        ConfigError: unknown method or option, or target modules that match nothing.
+        IncompatibleModelError: the method cannot work on this model.
+    """
+    if task_type == "auto":
+        task_type = infer_task_type(model)
+    if isinstance(method, NativeConfig):
+        return _apply_native(model, method, task_type)
+    if not isinstance(method, str):
+        from peft import PeftConfig
+
+        if not isinstance(method, PeftConfig):
+            raise ConfigError(
+                f"method must be a name, a peft config or a petl config, got {type(method).__name__}."
+            )
+        if options:
+            raise ConfigError("Pass options inside the config object, not as keyword arguments.")
+        return peft_methods.get_peft_model(model, method, adapter_name)
+    spec = get_method(method)
+    if spec.native_config is not None:
+        config = _native_config(spec.native_config, spec.name, options, task_type)
+        return _apply_native(model, config, task_type)
+    config = peft_methods.build_config(spec.name, model, task_type, options)
+    if task_type is None and head_modules(model):
+        config.modules_to_save = head_modules(model)
+    return peft_methods.get_peft_model(model, config, adapter_name)
+
+
+def _native_config(cls: type[NativeConfig], name: str, options: dict, task_type: str | None):
+    valid = sorted(f.name for f in dataclasses.fields(cls))
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ConfigError(
+            f"Option(s) {', '.join(map(repr, unknown))} are not taken by method {name!r}. "
+            f"Valid options: {', '.join(valid)}."
+        )
+    return cls(**{"task_type": task_type, **options})
+
+
+def _apply_native(model: nn.Module, config: NativeConfig, task_type: str | None) -> PetlModel:
+    if config.modules_to_save is None:
+        config.modules_to_save = head_modules(model)
+    config.task_type = config.task_type or task_type
+    for param in model.parameters():
+        param.requires_grad = False
+    METHODS[config.method].inject(model, config)
+    for name, param in model.named_parameters():
+        parts = name.split(".")
+        if any(p.startswith(("bottleneck_", "bitfit_")) for p in parts) or any(
+            p in config.modules_to_save for p in parts
+        ):
+            param.requires_grad = True
+    return PetlModel(model, config)
+
+
+def save(model: nn.Module, directory: str) -> None:
+    """`model.save_pretrained(directory)` plus petl_meta.json (used by `load`'s checks)."""
+    model.save_pretrained(directory)
+    save_meta(model, directory)
+
+
+def load(base_model: nn.Module, directory: str, *, is_trainable: bool = False,
+         adapter_name: str = "default") -> nn.Module:
+    """Loads an adapter saved by `save_pretrained` (petl's or peft's) onto a fresh base model.
+
+    Raises:
+        ConfigError: the directory holds no adapter.
+        IncompatibleModelError: the adapter was trained on another architecture or size.
+    """
+    config_path = os.path.join(directory, CONFIG_NAME)
+    if not os.path.exists(config_path):
+        raise ConfigError(f"No {CONFIG_NAME} in {directory!r}: is it a directory saved by petl or peft?")
+    check_meta(base_model, directory)
+    with open(config_path) as f:
+        data = json.load(f)
+    if "petl_method" in data:
+        spec = get_method(data["petl_method"])
+        assert spec.native_config is not None
+        model = _apply_native(base_model, spec.native_config.from_dict(data), data.get("task_type"))
+        model.load_adapter_weights(directory)
+        if not is_trainable:
+            model.requires_grad_(False)
+        return model
+    from peft import PeftModel
+
+    try:
+        return PeftModel.from_pretrained(base_model, directory, adapter_name=adapter_name,
+                                         is_trainable=is_trainable)
+    except (RuntimeError, ValueError) as err:
+        if "size mismatch" in str(err) or "target modules" in str(err).lower():
+            raise IncompatibleModelError(
+                f"The adapter in {directory} does not fit this base model: {str(err)[:500]}"
+            ) from None
+        raise

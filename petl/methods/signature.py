@@ -1,0 +1,49 @@
+"""The signature of a base model (architecture and sizes), saved beside every adapter as
+petl_meta.json so that loading onto a different base model fails with a clear error."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from torch import nn
+
+from petl.errors import IncompatibleModelError
+
+META_NAME = "petl_meta.json"
+
+
+def model_signature(model: nn.Module) -> dict[str, Any]:
+    """What an adapter depends on: architecture and sizes of its base model."""
+    config = getattr(model, "config", None)
+    keys = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads",
+            "intermediate_size", "vocab_size", "d_model", "n_embd", "n_layer", "num_layers")
+    sig = {k: getattr(config, k) for k in keys if getattr(config, k, None) is not None}
+    sig["class"] = type(model).__name__
+    return sig
+
+
+def save_meta(model: nn.Module, directory: str) -> None:
+    """Writes petl_meta.json beside the adapter: the base model's signature."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    with open(os.path.join(directory, META_NAME), "w") as f:
+        json.dump({"base_model": model_signature(base)}, f, indent=2)
+
+
+def check_meta(base_model: nn.Module, directory: str) -> None:
+    path = os.path.join(directory, META_NAME)
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        saved = json.load(f)["base_model"]
+    now = model_signature(base_model)
+    diffs = [f"{k}: saved {saved[k]!r}, given {now.get(k)!r}"
+             for k in saved if k != "class" and saved[k] != now.get(k)]
+    if diffs:
+        raise IncompatibleModelError(
+            f"The adapter in {directory} was trained on another base model ({'; '.join(diffs)}). "
+            "Load it onto the same architecture and size it was saved from."
+        )
+
+
