@@ -76,8 +76,11 @@ def apply(model: nn.Module, method: Any = "lora", *, task_type: str | None = "au
         config = _native_config(spec.native_config, spec.name, options, task_type)
         return _apply_native(model, config, task_type)
     config = peft_methods.build_config(spec.name, model, task_type, options)
-    if task_type is None and head_modules(model):
-        config.modules_to_save = head_modules(model)
+    # peft itself saves only heads named classifier/score, and only for SEQ_CLS/TOKEN_CLS.
+    own = ("classifier", "score") if task_type in ("SEQ_CLS", "TOKEN_CLS") else ()
+    heads = [h for h in head_modules(model) if h not in own]
+    if heads and hasattr(config, "modules_to_save"):
+        config.modules_to_save = [*(config.modules_to_save or []), *heads]
     return peft_methods.get_peft_model(model, config, adapter_name)
 
 
@@ -138,12 +141,24 @@ def load(base_model: nn.Module, directory: str, *, is_trainable: bool = False,
         return model
     from peft import PeftModel
 
+    # peft refuses to load prompt-learning adapters as trainable: load them frozen, then
+    # unfreeze the saved prompt embeddings (all peft saves; p_tuning's MLP is not kept).
+    prompt = data.get("peft_type") in ("PROMPT_TUNING", "PREFIX_TUNING", "P_TUNING")
     try:
-        return PeftModel.from_pretrained(base_model, directory, adapter_name=adapter_name,
-                                         is_trainable=is_trainable)
+        model = PeftModel.from_pretrained(base_model, directory, adapter_name=adapter_name,
+                                          is_trainable=is_trainable and not prompt)
     except (RuntimeError, ValueError) as err:
         if "size mismatch" in str(err) or "target modules" in str(err).lower():
             raise IncompatibleModelError(
                 f"The adapter in {directory} does not fit this base model: {str(err)[:500]}"
             ) from None
         raise
+    if is_trainable and prompt:
+        for name, param in model.named_parameters():
+            param.requires_grad = "prompt_encoder" in name or "modules_to_save" in name
+    if not is_trainable:
+        model.requires_grad_(False)  # peft leaves prompt-learning weights trainable
+        if data.get("peft_type") == "ADALORA":
+            # peft's AdaLoRA forward needs this name whenever a loss is computed (labels given)
+            model.base_model.trainable_adapter_name = adapter_name
+    return model

@@ -44,6 +44,11 @@ class BitFitLayer(nn.Module):
         self.merged = False
         self.disabled = False
 
+    @property
+    def weight(self) -> torch.Tensor:
+        """The wrapped layer's weight: models read it (e.g. ViT's `projection.weight.dtype`)."""
+        return self.base_layer.weight
+
     def merge(self) -> None:
         with torch.no_grad():
             self.base_layer.bias.add_(self.bitfit_bias)
@@ -56,11 +61,18 @@ class BitFitLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         y = self.base_layer(x, *args, **kwargs)
+        bias = self.bitfit_bias
+        if isinstance(self.base_layer, _CHANNEL_FIRST):  # (N, C, ...): bias runs along dim 1
+            bias = bias.view(-1, *([1] * (y.dim() - 2)))
         if self.disabled or self.merged:
             if self.disabled and self.merged:
-                return y - self.bitfit_bias
+                return y - bias
             return y
-        return y + self.bitfit_bias
+        return y + bias
+
+
+# Layers whose bias is added along the channel dimension, not the last one.
+_CHANNEL_FIRST = (nn.modules.conv._ConvNd, nn.modules.batchnorm._NormBase, nn.GroupNorm)
 
 
 def _has_bias(module: nn.Module) -> bool:

@@ -79,6 +79,11 @@ class BottleneckLayer(nn.Module):
         self.merged = False  # non-linear: never mergeable
         self.disabled = False
 
+    @property
+    def weight(self) -> torch.Tensor:
+        """The wrapped layer's weight: models read it (e.g. T5 checks `wo.weight.dtype`)."""
+        return self.base_layer.weight
+
     def merge(self) -> None:
         raise ConfigError(
             "Bottleneck adapters are non-linear and cannot be merged into the base weights; "

@@ -17,7 +17,8 @@ BOTTLENECK_PLACEMENTS: dict[str, dict[str, str]] = {
     "roberta": {"attn": r"attention\.output\.dense", "ffn": r"layer\.\d+\.output\.dense"},
     "xlm-roberta": {"attn": r"attention\.output\.dense", "ffn": r"layer\.\d+\.output\.dense"},
     "electra": {"attn": r"attention\.output\.dense", "ffn": r"layer\.\d+\.output\.dense"},
-    "vit": {"attn": r"attention\.output\.dense", "ffn": r"layer\.\d+\.output\.dense"},
+    # ViT renamed its layers in transformers 5 (attention.o_proj, mlp.fc2): match both.
+    "vit": {"attn": r"attention\.(output\.dense|o_proj)", "ffn": r"(layer\.\d+\.output\.dense|mlp\.fc2)"},
     "distilbert": {"attn": r"attention\.out_lin", "ffn": r"ffn\.lin2"},
     "gpt2": {"attn": r"attn\.c_proj", "ffn": r"mlp\.c_proj"},
     "llama": {"attn": r"self_attn\.o_proj", "ffn": r"mlp\.down_proj"},
@@ -28,7 +29,7 @@ BOTTLENECK_PLACEMENTS: dict[str, dict[str, str]] = {
 
 # LoRA-style defaults for architectures peft's own table lacks (peft's table wins otherwise).
 EXTRA_LORA_TARGETS: dict[str, list[str]] = {
-    "vit": ["query", "value"],
+    "vit": ["query", "value", "q_proj", "v_proj"],  # transformers 4 and 5 names
     "electra": ["query", "value"],
 }
 

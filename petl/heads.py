@@ -1,0 +1,103 @@
+"""Dynamic classification heads for continual learning.
+
+`TaskHeads` holds one block of output rows per task. In "concat" mode (class- and
+domain-incremental) the logits are the concatenation of every active block: the head
+expands as tasks add classes and old rows are kept. In "route" mode (task-incremental)
+each example is scored by the block of its own task. Blocks become active (and trainable)
+when their task starts; an inactive block is never used for a prediction, except to score
+a future task before it is trained (the random-head baseline of forward transfer)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from petl.errors import IncompatibleModelError
+
+# The last linear layer of each transformers head, in the order they are tried.
+FINAL_LAYERS = ("classifier.out_proj", "classification_head.out_proj", "classifier", "score")
+
+
+class TaskHeads(nn.Module):
+    """Per-task blocks of a linear classifier over a shared feature vector."""
+
+    def __init__(self, in_features: int, block_sizes: list[int], mode: str = "concat") -> None:
+        super().__init__()
+        self.mode = mode
+        self.block_sizes = list(block_sizes)
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        bound = 1 / math.sqrt(in_features)
+        for size in block_sizes:
+            w = torch.empty(size, in_features).uniform_(-bound, bound)
+            self.weights.append(nn.Parameter(w, requires_grad=False))
+            self.biases.append(nn.Parameter(torch.zeros(size), requires_grad=False))
+        self.active = 0
+
+    def activate(self, task_index: int) -> None:
+        """Makes blocks 0..task_index live and trainable."""
+        self.active = task_index + 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            w.requires_grad_(i <= task_index)
+            b.requires_grad_(i <= task_index)
+
+    def block(self, features: torch.Tensor, index: int) -> torch.Tensor:
+        w, b = self.weights[index], self.biases[index]
+        return features.to(w.dtype) @ w.T + b
+
+    def forward(self, features: torch.Tensor, task_ids: torch.Tensor | None = None) -> torch.Tensor:
+        if self.mode == "concat":
+            blocks = [self.block(features, i) for i in range(max(self.active, 1))]
+            return torch.cat(blocks, dim=-1)
+        if task_ids is None:
+            raise ValueError("Task-incremental heads need the task id of every example.")
+        width = max(self.block_sizes)
+        out = features.new_full((*features.shape[:-1], width), float("-inf"), dtype=self.weights[0].dtype)
+        for t in task_ids.unique().tolist():
+            rows = task_ids == t
+            out[rows, : self.block_sizes[t]] = self.block(features[rows], t)
+        return out
+
+    def columns(self, blocks: range) -> list[int]:
+        """Logit columns (in concat mode) that belong to the given blocks."""
+        start = sum(self.block_sizes[: blocks.start])
+        return list(range(start, start + sum(self.block_sizes[i] for i in blocks)))
+
+
+def detach_final_layer(model: nn.Module) -> int:
+    """Replaces the transformers head's last linear layer by Identity, so the model returns
+    features where it returned logits; returns the feature size."""
+    for path in FINAL_LAYERS:
+        parent_path, _, name = path.rpartition(".")
+        try:
+            parent = model.get_submodule(parent_path) if parent_path else model
+        except AttributeError:
+            continue
+        layer = getattr(parent, name, None)
+        if isinstance(layer, nn.Linear):
+            setattr(parent, name, nn.Identity())
+            return layer.in_features
+    raise IncompatibleModelError(
+        f"{type(model).__name__} has no classification layer petl knows ({', '.join(FINAL_LAYERS)}). "
+        "Load the model with AutoModelForSequenceClassification (or ...ForTokenClassification)."
+    )
+
+
+class ClassifierModel(nn.Module):
+    """A (PEFT-adapted) transformers classifier whose last layer is `TaskHeads`."""
+
+    def __init__(self, backbone: nn.Module, heads: TaskHeads) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.heads = heads
+
+    def features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids", "pixel_values")}
+        return self.backbone(**inputs).logits
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        # Kept for strategies that read other heads' outputs (LwF) without a second pass.
+        self.last_features = self.features(batch)
+        return self.heads(self.last_features, batch.get("task_ids"))

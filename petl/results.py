@@ -1,0 +1,75 @@
+"""`Results`: what a continual-learning run measured, as arrays, a summary, JSON and plots."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from petl import metrics
+
+
+@dataclass
+class Results:
+    """Scores of a run over a stream of T tasks.
+
+    Attributes:
+        task_names: The tasks, in training order.
+        accuracy: T x T array; row i = after training task i, column j = task j.
+        initial: Scores of every task before any training (row b of forward transfer).
+        metric: Name of the score in each column ("accuracy" for classification).
+        per_class: Final per-class accuracy of each task.
+        info: Run facts: scenario, method, strategies, trainable parameters, wall time,
+            peak memory, library versions, configuration echo.
+    """
+
+    task_names: list[str]
+    accuracy: np.ndarray
+    initial: np.ndarray
+    metric: list[str] = field(default_factory=list)
+    per_class: dict[str, dict[str, float]] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """Average accuracy, forgetting, BWT, FWT, plasticity, ... (see petl.metrics)."""
+        return metrics.summarize(self.accuracy, self.initial)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task_names": self.task_names,
+            "accuracy": self.accuracy.tolist(),
+            "initial": self.initial.tolist(),
+            "metric": self.metric,
+            "per_class": self.per_class,
+            "summary": self.summary(),
+            "info": self.info,
+        }
+
+    def save(self, path: str) -> None:
+        import os
+
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w") as f:
+            json.dump(self.to_dict(), f, indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Results:
+        return cls(list(data["task_names"]), np.asarray(data["accuracy"], dtype=float),
+                   np.asarray(data["initial"], dtype=float), list(data.get("metric", [])),
+                   dict(data.get("per_class", {})), dict(data.get("info", {})))
+
+    @classmethod
+    def load(cls, path: str) -> Results:
+        with open(path) as f:
+            return cls.from_dict(json.load(f))
+
+    def table(self) -> str:
+        """The accuracy matrix as a Markdown table."""
+        head = "| after \\ on | " + " | ".join(self.task_names) + " |"
+        rule = "|---" * (len(self.task_names) + 1) + "|"
+        rows = [f"| (before) | " + " | ".join(f"{v:.3f}" for v in self.initial) + " |"]
+        rows += [f"| {name} | " + " | ".join(f"{v:.3f}" for v in row) + " |"
+                 for name, row in zip(self.task_names, self.accuracy, strict=True)]
+        return "\n".join([head, rule, *rows])

@@ -1,0 +1,97 @@
+"""Elastic Weight Consolidation (Kirkpatrick et al. 2017) over the trainable parameters.
+
+After each task, the diagonal empirical Fisher F (mean of squared per-example gradients of
+the loss) and the parameters theta* are stored; later tasks pay
+    lam / 2 * sum_k sum_i F_k,i (theta_i - theta*_k,i)^2
+("separate": one term per past task) or one term with F accumulated as
+F <- decay * F + F_new and theta* the latest parameters ("online", Schwarz et al. 2018).
+Only trainable parameters count: with a PEFT method that is the adapter and head, a few
+hundred thousand floats instead of the whole model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from petl.errors import ConfigError
+from petl.strategies.base import Strategy
+
+
+class EWC(Strategy):
+    """EWC penalty. Args: lam (strength), mode ("separate" | "online"), decay (online
+    only), fisher_samples (examples per task used to estimate the Fisher)."""
+
+    name = "ewc"
+
+    def __init__(self, lam: float = 1e3, mode: str = "separate", decay: float = 1.0,
+                 fisher_samples: int = 200) -> None:
+        if mode not in ("separate", "online"):
+            raise ConfigError(f"EWC mode must be 'separate' or 'online', got {mode!r}.")
+        if lam < 0 or fisher_samples < 1:
+            raise ConfigError("EWC needs lam >= 0 and fisher_samples >= 1.")
+        self.lam, self.mode, self.decay, self.fisher_samples = lam, mode, decay, fisher_samples
+        self._terms: list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]] = []
+
+    def after_task(self, learner: Any, t: int) -> None:
+        fisher = empirical_fisher(learner, t, self.fisher_samples)
+        anchor = {n: p.detach().clone() for n, p in learner.trainable_parameters().items()}
+        if self.mode == "separate" or not self._terms:
+            self._terms.append((fisher, anchor))
+            return
+        old, _ = self._terms[0]
+        merged = {n: f + self.decay * old[n] if n in old else f for n, f in fisher.items()}
+        self._terms = [(merged, anchor)]
+
+    def penalty(self, params: dict[str, torch.Tensor]) -> torch.Tensor | float:
+        total: torch.Tensor | float = 0.0
+        for fisher, anchor in self._terms:
+            for name, f in fisher.items():
+                if name in params:
+                    total = total + (f * (params[name] - anchor[name]) ** 2).sum()
+        return total
+
+    def loss(self, learner: Any, batch: Any, logits: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
+        if not self._terms:
+            return loss
+        return loss + self.lam / 2 * self.penalty(learner.trainable_parameters())
+
+    def state_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"num_terms": len(self._terms)}
+        for k, (fisher, anchor) in enumerate(self._terms):
+            out.update({f"fisher.{k}.{n}": v for n, v in fisher.items()})
+            out.update({f"anchor.{k}.{n}": v for n, v in anchor.items()})
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._terms = [({}, {}) for _ in range(int(state.get("num_terms", 0)))]
+        for key, value in state.items():
+            if key.startswith(("fisher.", "anchor.")):
+                kind, k, name = key.split(".", 2)
+                self._terms[int(k)][0 if kind == "fisher" else 1][name] = value
+
+
+def empirical_fisher(learner: Any, t: int, samples: int) -> dict[str, torch.Tensor]:
+    """Mean of squared per-example gradients over up to `samples` training examples of task
+    t; examples are split across processes and the sums reduced."""
+    params = learner.trainable_parameters()
+    rows = learner.rows(t)[:samples]
+    acc = learner.accelerator
+    mine = rows[acc.process_index :: acc.num_processes]
+    fisher = {n: torch.zeros_like(p) for n, p in params.items()}
+    model = learner.model
+    was_training = model.training
+    model.eval()
+    for batch in learner.batches(mine, batch_size=1):
+        model.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(batch).float(), batch["labels"])
+        loss.backward()
+        for n, p in params.items():
+            if p.grad is not None:
+                fisher[n] += p.grad.detach() ** 2
+    model.zero_grad(set_to_none=True)
+    model.train(was_training)
+    if acc.num_processes > 1:
+        fisher = {n: acc.reduce(f, reduction="sum") for n, f in fisher.items()}
+    return {n: f / max(len(rows), 1) for n, f in fisher.items()}

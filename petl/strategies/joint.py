@@ -1,0 +1,18 @@
+"""Joint (multitask) training: at task t, train on every task seen so far. Not a continual
+method but the usual upper bound it is compared against."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from petl.strategies.base import Strategy
+
+
+class Joint(Strategy):
+    """Trains task t on the union of the training sets of tasks 0..t."""
+
+    name = "joint"
+
+    def train_items(self, learner: Any, t: int, items: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        earlier = [(k, i) for k in range(t) for i in range(len(learner.rows(k)))]
+        return earlier + items

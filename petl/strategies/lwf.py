@@ -1,0 +1,72 @@
+"""Learning without Forgetting (Li & Hoiem 2016): before task t, the current model's outputs
+on t's training data for every earlier task's classes are recorded; while training t,
+a distillation term keeps the new outputs close to them:
+    alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T)).
+Class-incremental heads distil the concatenated old classes; per-task heads distil each
+old task's head separately."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from petl.errors import ConfigError
+from petl.strategies.base import Strategy
+
+
+class LwF(Strategy):
+    """Distillation from the model as it was before the current task."""
+
+    name = "lwf"
+
+    def __init__(self, alpha: float = 1.0, temperature: float = 2.0) -> None:
+        if alpha < 0 or temperature <= 0:
+            raise ConfigError("LwF needs alpha >= 0 and temperature > 0.")
+        self.alpha, self.temperature = alpha, temperature
+        self._teacher: torch.Tensor | None = None
+        self._task = -1
+
+    def _old_logits(self, learner: Any, features: torch.Tensor, t: int) -> list[torch.Tensor]:
+        heads = learner.model.heads
+        blocks = [heads.block(features, k) for k in range(t) if heads.block_sizes[k]]
+        if heads.mode == "concat":
+            return [torch.cat(blocks, dim=-1)] if blocks else []
+        return blocks
+
+    @torch.no_grad()
+    def before_task(self, learner: Any, t: int) -> None:
+        self._task, self._teacher = t, None
+        if t == 0:
+            return
+        model = learner.model
+        model.eval()
+        outs = []
+        for batch in learner.batches(learner.item_rows(learner.items)):
+            outs.append(torch.cat(self._old_logits(learner, model.features(batch), t), dim=-1).float().cpu())
+        model.train()
+        self._teacher = torch.cat(outs) if outs and outs[0].numel() else None
+
+    def loss(self, learner: Any, batch: Any, logits: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
+        if self._teacher is None or self.alpha == 0:
+            return loss
+        student = self._old_logits(learner, learner.model.last_features, self._task)
+        teacher = self._teacher[batch["positions"].cpu()].to(logits.device)
+        T, start, kd = self.temperature, 0, logits.new_zeros(())
+        for block in student:
+            width = block.shape[-1]
+            target = F.softmax(teacher[:, start:start + width] / T, dim=-1)
+            kd = kd + F.kl_div(F.log_softmax(block.float() / T, dim=-1), target, reduction="batchmean")
+            start += width
+        return loss + self.alpha * T * T * kd
+
+    def state_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"task": self._task}
+        if self._teacher is not None:
+            out["teacher"] = self._teacher
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._task = int(state.get("task", -1))
+        self._teacher = state.get("teacher")

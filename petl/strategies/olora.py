@@ -1,0 +1,103 @@
+"""O-LoRA (Wang et al. 2023): each task learns a fresh LoRA whose subspace is kept
+orthogonal to the subspaces of earlier tasks' LoRAs.
+
+While training task t the loss gains
+    lam_orth * sum_layers sum_{k<t} sum |A_t A_k^T|     (orthogonality of the A rows)
+  + lam_l2   * sum ||theta_t||^2                        (L2 on the new LoRA)
+After each task its update (scaling * B A) is folded into the frozen base weights, which
+is the O-LoRA model (base plus every task's LoRA), and the LoRA restarts from its initial
+values. Earlier tasks' A and B are kept (small) and re-applied when a run resumes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from petl.errors import IncompatibleModelError
+from petl.strategies.base import Strategy
+
+
+def lora_layers(model: torch.nn.Module) -> dict[str, Any]:
+    return {n: m for n, m in model.named_modules()
+            if hasattr(m, "lora_A") and hasattr(m, "base_layer") and "default" in getattr(m, "lora_A", {})}
+
+
+def fold(layer: Any, a: torch.Tensor, b: torch.Tensor) -> None:
+    """Adds scaling * B @ A to the layer's frozen base weight."""
+    delta = (b @ a) * layer.scaling["default"]
+    if getattr(layer, "fan_in_fan_out", False):
+        delta = delta.T
+    with torch.no_grad():
+        layer.get_base_layer().weight.add_(delta.to(layer.get_base_layer().weight.dtype))
+
+
+class OLoRA(Strategy):
+    """Orthogonal subspace LoRA. Needs method="lora"."""
+
+    name = "olora"
+
+    def __init__(self, lam_orth: float = 0.5, lam_l2: float = 0.0) -> None:
+        self.lam_orth, self.lam_l2 = lam_orth, lam_l2
+        self._past: list[dict[str, tuple[torch.Tensor, torch.Tensor]]] = []
+        self._init: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def setup(self, learner: Any) -> None:
+        layers = lora_layers(learner.model)
+        if not layers:
+            raise IncompatibleModelError(
+                f"OLoRA needs LoRA layers, but method={learner.method!r} has none. "
+                "Use method='lora' with OLoRA, or TaskAdapters for other methods."
+            )
+        self._layers = layers
+        self._init = {n: (m.lora_A["default"].weight.detach().clone(),
+                          m.lora_B["default"].weight.detach().clone()) for n, m in layers.items()}
+
+    def before_task(self, learner: Any, t: int) -> None:
+        if t == 0:
+            return
+        with torch.no_grad():
+            for name, layer in self._layers.items():
+                a, b = self._init[name]
+                layer.lora_A["default"].weight.copy_(a)
+                layer.lora_B["default"].weight.copy_(b)
+
+    def penalty(self) -> tuple[torch.Tensor | float, torch.Tensor | float]:
+        orth: torch.Tensor | float = 0.0
+        l2: torch.Tensor | float = 0.0
+        for name, layer in self._layers.items():
+            a = layer.lora_A["default"].weight
+            for past in self._past:
+                orth = orth + (a @ past[name][0].to(a.device).T).abs().sum()
+            if self.lam_l2:
+                l2 = l2 + a.pow(2).sum() + layer.lora_B["default"].weight.pow(2).sum()
+        return orth, l2
+
+    def loss(self, learner: Any, batch: Any, logits: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
+        orth, l2 = self.penalty()
+        return loss + self.lam_orth * orth + self.lam_l2 * l2
+
+    def after_task(self, learner: Any, t: int) -> None:
+        current = {n: (m.lora_A["default"].weight.detach().clone(),
+                       m.lora_B["default"].weight.detach().clone()) for n, m in self._layers.items()}
+        for name, (a, b) in current.items():
+            fold(self._layers[name], a, b)
+        self._past.append(current)
+        self.before_task(learner, t + 1)
+
+    def state_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"num_tasks": len(self._past)}
+        for k, layers in enumerate(self._past):
+            for name, (a, b) in layers.items():
+                out[f"A.{k}.{name}"], out[f"B.{k}.{name}"] = a, b
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._past = [{} for _ in range(int(state.get("num_tasks", 0)))]
+        for key, value in state.items():
+            if key.startswith("A."):
+                _, k, name = key.split(".", 2)
+                self._past[int(k)][name] = (value, state[f"B.{k}.{name}"])
+        for layers in self._past:
+            for name, (a, b) in layers.items():
+                fold(self._layers[name], a, b)

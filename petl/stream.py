@@ -1,0 +1,296 @@
+"""Task streams: the sequence of tasks a continual learner sees, and the scenario that says
+how labels and task ids are used.
+
+Scenarios:
+    task:   task-incremental. Each task keeps its own label set and head; the task id is
+            known at train and test time.
+    class:  class-incremental. One label space grows with every task (labels seen before
+            are reused, not duplicated); no task id at test time.
+    domain: domain-incremental. Every task shares one label set; no task id at test time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from petl.errors import DataError, unknown_choice
+
+SCENARIOS = ("task", "class", "domain")
+TEXT_KEYS = ("text", "sentence", "content", "review", "document")
+PAIR_KEYS = ("text_pair", "sentence2", "hypothesis")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled input: a text (or text pair) and its label name."""
+
+    text: str
+    label: str
+    text_pair: str | None = None
+
+
+@dataclass
+class Task:
+    """One task of a stream: its name, label names, and train/validation/test examples."""
+
+    name: str
+    labels: list[str]
+    train: list[Example]
+    test: list[Example]
+    val: list[Example] = field(default_factory=list)
+
+
+def _stable_rng(*keys: object) -> np.random.Generator:
+    # zlib.crc32 keeps splits identical across runs and Python versions (hash() is salted).
+    return np.random.default_rng(zlib.crc32(repr(keys).encode()))
+
+
+def to_example(record: Mapping[str, Any] | Example, where: str) -> Example:
+    if isinstance(record, Example):
+        return record
+    text_key = next((k for k in TEXT_KEYS if k in record), None)
+    if text_key is None:
+        raise DataError(f"{where}: record has no text field (one of {TEXT_KEYS}); keys: {sorted(record)}.")
+    if "label" not in record or record["label"] is None:
+        raise DataError(
+            f"{where}: record has no 'label'. Every scenario of petl needs labelled examples."
+        )
+    pair_key = next((k for k in PAIR_KEYS if k in record), None)
+    return Example(str(record[text_key]), str(record["label"]),
+                   str(record[pair_key]) if pair_key else None)
+
+
+class Stream:
+    """An ordered list of tasks under one scenario.
+
+    Build one with `from_records`, `from_files`, `from_dir` (the cl_benchmark layout) or
+    `from_hub`; all take `max_train`, `max_test`, `val_fraction` and `seed`.
+    """
+
+    def __init__(self, tasks: Sequence[Task], scenario: str = "class") -> None:
+        if scenario not in SCENARIOS:
+            raise unknown_choice("scenario", scenario, SCENARIOS)
+        if not tasks:
+            raise DataError("A stream needs at least one task.")
+        self.tasks = list(tasks)
+        self.scenario = scenario
+        self._validate()
+
+    def _validate(self) -> None:
+        names = [t.name for t in self.tasks]
+        if len(set(names)) != len(names):
+            raise DataError(f"Task names must be unique, got {names}.")
+        for task in self.tasks:
+            if not task.train or not task.test:
+                side = "train" if not task.train else "test"
+                raise DataError(f"Task {task.name!r} has no {side} examples.")
+            known = set(task.labels)
+            for split in (task.train, task.val, task.test):
+                bad = {ex.label for ex in split} - known
+                if bad:
+                    raise DataError(
+                        f"Task {task.name!r} has label(s) {sorted(bad)[:5]} outside its label set "
+                        f"{task.labels}. Fix the data or list every label in labels.json."
+                    )
+        if self.scenario == "domain":
+            first = self.tasks[0].labels
+            for task in self.tasks[1:]:
+                if task.labels != first:
+                    raise DataError(
+                        f"domain-incremental needs one shared label set, but task {task.name!r} "
+                        f"has {task.labels} and {self.tasks[0].name!r} has {first}. Use "
+                        "scenario='class' (growing labels) or 'task' (task ids)."
+                    )
+
+    # ---- label spaces -------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        return [t.name for t in self.tasks]
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def block_labels(self) -> list[list[str]]:
+        """Label names each task adds to the head: new labels (class), its own (task), all
+        of them once (domain: one block, then empty blocks)."""
+        if self.scenario == "task":
+            return [list(t.labels) for t in self.tasks]
+        seen: list[str] = []
+        blocks = []
+        for task in self.tasks:
+            new = [label for label in task.labels if label not in seen]
+            seen += new
+            blocks.append(new)
+        return blocks
+
+    def label_ids(self, task_index: int) -> dict[str, int]:
+        """Label name -> index into the logits the model gives for this task."""
+        if self.scenario == "task":
+            return {label: i for i, label in enumerate(self.tasks[task_index].labels)}
+        space = [label for block in self.block_labels() for label in block]
+        return {label: space.index(label) for label in self.tasks[task_index].labels}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "tasks": [{"name": t.name, "labels": t.labels, "train": len(t.train),
+                       "val": len(t.val), "test": len(t.test)} for t in self.tasks],
+        }
+
+    # ---- builders -----------------------------------------------------------------------
+    @classmethod
+    def from_records(cls, tasks: Mapping[str, Mapping[str, Any]], scenario: str = "class",
+                     max_train: int | None = None, max_test: int | None = None,
+                     val_fraction: float = 0.1, seed: int = 0) -> Stream:
+        """Builds a stream from `{task_name: {"train": [...], "test": [...], "labels": [...]}}`.
+
+        Records are dicts with a text field ('text' or 'sentence'), 'label', and optionally a
+        second text ('text_pair'). A missing 'test' (or 'train') side is split off the other
+        one deterministically; 'val' is carved from train when absent; 'labels' defaults to
+        the sorted label names found.
+        """
+        built = []
+        for name, spec in tasks.items():
+            splits = {k: [to_example(r, f"task {name!r} {k}[{i}]") for i, r in enumerate(spec.get(k) or [])]
+                      for k in ("train", "val", "test")}
+            if not splits["train"] and not splits["test"]:
+                raise DataError(f"Task {name!r} is empty: it has neither train nor test examples.")
+            labels = list(spec.get("labels") or sorted({e.label for s in splits.values() for e in s}))
+            built.append(_finish_task(name, labels, splits, max_train, max_test, val_fraction, seed))
+        return cls(built, scenario)
+
+    @classmethod
+    def from_dir(cls, root: str, tasks: Sequence[str] | None = None, scenario: str = "class",
+                 **kwargs: Any) -> Stream:
+        """Reads the cl_benchmark layout: `<root>/<task>/labels.json`, `train.json`, `test.json`."""
+        if not os.path.isdir(root):
+            raise DataError(f"Data directory {root!r} does not exist.")
+        available = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+        tasks = list(tasks or available)
+        records: dict[str, dict[str, Any]] = {}
+        for name in tasks:
+            folder = os.path.join(root, name)
+            if name not in available:
+                raise unknown_choice(f"task in {root}", name, available)
+            spec: dict[str, Any] = {}
+            for split in ("train", "val", "test", "labels"):
+                path = os.path.join(folder, f"{split}.json")
+                if os.path.exists(path):
+                    with open(path) as f:
+                        spec[split] = json.load(f)
+            records[name] = spec
+        return cls.from_records(records, scenario, **kwargs)
+
+    @classmethod
+    def from_files(cls, files: Mapping[str, str | Mapping[str, str]], scenario: str = "class",
+                   text_column: str | None = None, label_column: str = "label",
+                   **kwargs: Any) -> Stream:
+        """Reads local json/jsonl/csv/parquet files through `datasets`.
+
+        `files` maps a task name to one file or to `{"train": path, "test": path}`.
+        """
+        records: dict[str, dict[str, Any]] = {}
+        for name, paths in files.items():
+            split_paths = {"train": paths} if isinstance(paths, str) else dict(paths)
+            records[name] = {split: _read_table(path, text_column, label_column)
+                             for split, path in split_paths.items()}
+        return cls.from_records(records, scenario, **kwargs)
+
+    @classmethod
+    def from_hub(cls, datasets_by_task: Mapping[str, str | tuple[str, str]], scenario: str = "class",
+                 text_column: str | None = None, label_column: str = "label",
+                 **kwargs: Any) -> Stream:
+        """Loads Hugging Face hub datasets (`{"agnews": "ag_news", "sst2": ("glue", "sst2")}`)
+        with `datasets.load_dataset`; integer labels become their ClassLabel names."""
+        import datasets
+
+        records: dict[str, dict[str, Any]] = {}
+        for name, ref in datasets_by_task.items():
+            args = (ref,) if isinstance(ref, str) else tuple(ref)
+            loaded = datasets.load_dataset(*args)
+            records[name] = _records_from_datasetdict(loaded, text_column, label_column)
+        return cls.from_records(records, scenario, **kwargs)
+
+
+def _records_from_datasetdict(loaded: Any, text_column: str | None, label_column: str) -> dict[str, Any]:
+    spec: dict[str, Any] = {}
+    for split, ds in loaded.items():
+        key = {"validation": "val", "dev": "val"}.get(split, split)
+        if key not in ("train", "val", "test"):
+            continue
+        feature = ds.features.get(label_column)
+        names = getattr(feature, "names", None)
+        spec[key] = [_row(r, text_column, label_column, names) for r in ds]
+        if names:
+            spec["labels"] = list(names)
+    return spec
+
+
+def _row(row: Mapping[str, Any], text_column: str | None, label_column: str,
+         names: list[str] | None) -> dict[str, Any]:
+    if label_column not in row:
+        raise DataError(f"Column {label_column!r} not found; columns: {sorted(row)}. Pass label_column=.")
+    label = row[label_column]
+    out = dict(row)
+    out["label"] = names[label] if names and isinstance(label, int) else label
+    if text_column:
+        if text_column not in row:
+            raise DataError(f"Column {text_column!r} not found; columns: {sorted(row)}. Pass text_column=.")
+        out["text"] = row[text_column]
+    return out
+
+
+def _read_table(path: str, text_column: str | None, label_column: str) -> list[dict[str, Any]]:
+    import datasets
+
+    ext = os.path.splitext(path)[1].lstrip(".").lower()
+    builder = {"jsonl": "json", "json": "json", "csv": "csv", "parquet": "parquet", "tsv": "csv"}.get(ext)
+    if builder is None:
+        raise DataError(f"Cannot read {path!r}: use .json, .jsonl, .csv, .tsv or .parquet.")
+    if not os.path.exists(path):
+        raise DataError(f"Data file {path!r} does not exist.")
+    extra = {"delimiter": "\t"} if ext == "tsv" else {}
+    ds = datasets.load_dataset(builder, data_files=path, split="train", **extra)
+    feature = ds.features.get(label_column)
+    names = getattr(feature, "names", None)
+    return [_row(r, text_column, label_column, names) for r in ds]
+
+
+def _subsample(examples: list[Example], n: int | None, rng: np.random.Generator) -> list[Example]:
+    if n is None or len(examples) <= n:
+        return examples
+    keep = sorted(rng.permutation(len(examples))[:n].tolist())
+    return [examples[i] for i in keep]
+
+
+def _finish_task(name: str, labels: list[str], splits: dict[str, list[Example]],
+                 max_train: int | None, max_test: int | None, val_fraction: float,
+                 seed: int) -> Task:
+    train, val, test = splits["train"], splits["val"], splits["test"]
+    if not test or not train:
+        # One side missing: a fixed split (independent of the run's seed) of the other.
+        whole = train or test
+        order = _stable_rng("split", name).permutation(len(whole))
+        cut = len(whole) // 2 if not train else int(len(whole) * 0.8)
+        first, second = [whole[i] for i in order[:cut]], [whole[i] for i in order[cut:]]
+        train, test = first, second
+    rng = _stable_rng("sample", name, seed)
+    if not val and val_fraction > 0 and len(train) > 1:
+        order = rng.permutation(len(train))
+        n_val = max(1, int(len(train) * val_fraction)) if max_train is None else max(
+            1, int(min(len(train), max_train) * val_fraction))
+        val = [train[i] for i in order[:n_val]]
+        train = [train[i] for i in sorted(order[n_val:].tolist())]
+    return Task(name, labels, _subsample(train, max_train, rng), _subsample(test, max_test, rng),
+                _subsample(val, max_test, rng))
+
+
+def iter_labels(examples: Iterable[Example]) -> list[str]:
+    return [e.label for e in examples]

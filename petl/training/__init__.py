@@ -1,0 +1,1 @@
+"""The training side of petl: one Accelerate loop (`loop.py`) driven by `Learner`."""

@@ -1,0 +1,319 @@
+"""`Learner`: trains one model on a stream of tasks with a PEFT method and any strategies,
+evaluates every task after every task, and checkpoints so that a killed run resumes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from petl.errors import ConfigError, DataError
+from petl.heads import ClassifierModel, TaskHeads, detach_final_layer
+from petl.results import Results
+from petl.strategies.base import Naive
+from petl.stream import Stream
+from petl.training import checkpoint as ckpt
+from petl.training.config import TrainConfig
+from petl.training.data import Encoded, Item, encode_split, iter_batches, make_loader
+from petl.training.loop import train_task
+
+HOOKS = ("setup", "before_task", "train_items", "loss", "after_step", "after_task", "predict")
+
+
+class Learner:
+    """Continual learner over a task stream.
+
+    Args:
+        model: A transformers sequence-classification model, or a path / hub name loaded
+            with `AutoModelForSequenceClassification`. Its last linear layer is replaced
+            by petl's task heads (the model object is modified in place).
+        tokenizer: The tokenizer; loaded from `model` when it is a path.
+        method: A PEFT method name, a peft/petl config, or None for full fine-tuning.
+        method_options: Options of the method, e.g. `{"r": 8}`.
+        strategies: Continual-learning strategies, applied together (default: Naive).
+        config: Training settings.
+        accelerator: A user-built `accelerate.Accelerator` (else one is made from config).
+    """
+
+    def __init__(self, model: nn.Module | str, tokenizer: Any = None, method: Any = "lora",
+                 method_options: dict[str, Any] | None = None, strategies: Sequence[Any] | None = None,
+                 config: TrainConfig | None = None, accelerator: Any = None) -> None:
+        self.source = model
+        self.tokenizer = tokenizer
+        self.method = method
+        self.method_options = dict(method_options or {})
+        self.strategies = list(strategies) if strategies else [Naive()]
+        self.config = config or TrainConfig()
+        self._accelerator = accelerator
+        if isinstance(method, str):
+            from petl.methods import get_method
+
+            get_method(method)
+        names = [getattr(s, "name", type(s).__name__) for s in self.strategies]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"Each strategy may appear once; got {names}.")
+        if not isinstance(model, str) and tokenizer is None:
+            raise ConfigError("Pass tokenizer= with a model object (or pass a model path).")
+        self.model: ClassifierModel
+        self.stream: Stream
+        self.task_index = 0
+        self.global_step = 0
+        self.global_step_in_task = 0
+        self.items: list[Item] = []
+
+    # ---- public helpers for strategies --------------------------------------------------
+    @property
+    def accelerator(self) -> Any:
+        return self._accelerator
+
+    @property
+    def device(self) -> torch.device:
+        return self.accelerator.device
+
+    def trainable_parameters(self) -> dict[str, nn.Parameter]:
+        """Trainable parameters by name, on the unwrapped model (stable under DDP)."""
+        return {n: p for n, p in self.model.named_parameters() if p.requires_grad}
+
+    def label_ids(self, task: int) -> dict[str, int]:
+        """Label name -> logit column for a task: its own head's order with per-task heads,
+        else the stream's (growing or shared) label space."""
+        if self.per_task_heads:
+            return {label: i for i, label in enumerate(self.stream.tasks[task].labels)}
+        return self.stream.label_ids(task)
+
+    def rows(self, task: int, split: str = "train") -> list[Encoded]:
+        return self._rows[task][split]
+
+    def item_rows(self, items: Sequence[Item]) -> list[Encoded]:
+        return [self._rows[t]["train"][i] for t, i in items]
+
+    def batches(self, rows: Sequence[Encoded], batch_size: int | None = None):
+        return iter_batches(rows, batch_size or self.config.eval_batch_size, self.pad_id, self.device)
+
+    @torch.no_grad()
+    def logits_for(self, rows: Sequence[Encoded]) -> torch.Tensor:
+        """Logits of the current model for `rows`, gathered across processes, on CPU."""
+        model = self._prepared_model or self.model
+        was_training = model.training
+        model.eval()
+        loader = self.accelerator.prepare_data_loader(
+            make_loader(rows, self.config.eval_batch_size, self.pad_id))
+        out = []
+        for batch in loader:
+            logits = model(batch)
+            out.append(self.accelerator.gather_for_metrics(logits.float().contiguous()).cpu())
+        model.train(was_training)
+        return torch.cat(out)
+
+    # ---- setup --------------------------------------------------------------------------
+    def _make_accelerator(self) -> Any:
+        if self._accelerator is None:
+            from accelerate import Accelerator
+            from accelerate.utils import DataLoaderConfiguration
+
+            self._accelerator = Accelerator(
+                mixed_precision=self.config.mixed_precision,
+                dataloader_config=DataLoaderConfiguration(split_batches=True),
+                cpu=os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true") or None,
+            )
+        return self._accelerator
+
+    def _build_backbone(self, stream: Stream) -> nn.Module:
+        if isinstance(self.source, str):
+            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+            if not os.path.exists(self.source) and os.environ.get("HF_HUB_OFFLINE") == "1":
+                raise ConfigError(f"Model {self.source!r} is not a local path and the hub is offline.")
+            self.tokenizer = self.tokenizer or AutoTokenizer.from_pretrained(self.source)
+            return AutoModelForSequenceClassification.from_pretrained(self.source, num_labels=2)
+        return self.source
+
+    def _steps_estimate(self, stream: Stream) -> int:
+        batch = self.config.batch_size * self.config.grad_accum
+        per_task = [math.ceil(2 * len(t.train) / batch) * self.config.epochs for t in stream.tasks]
+        return max(sum(per_task), 1)
+
+    def setup(self, stream: Stream) -> None:
+        """Builds model, heads, data and accelerator for `stream` (fit calls it)."""
+        from accelerate.utils import set_seed
+
+        cfg = self.config
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        if cfg.early_stopping_patience is not None and any(not t.val for t in stream.tasks):
+            raise DataError("early_stopping_patience needs validation data: set val_fraction > 0.")
+        self.stream = stream
+        self._make_accelerator()
+        set_seed(cfg.seed)
+        backbone = self._build_backbone(stream)
+        width = detach_final_layer(backbone)
+        if cfg.gradient_checkpointing and hasattr(backbone, "gradient_checkpointing_enable"):
+            backbone.gradient_checkpointing_enable()
+        if self.method is not None:
+            from petl.api import apply
+
+            options = dict(self.method_options)
+            if self.method == "adalora":
+                options.setdefault("total_step", self._steps_estimate(stream))
+            backbone = apply(backbone, self.method, **options)
+        self.per_task_heads = stream.scenario == "task" or any(
+            getattr(s, "per_task_heads", False) for s in self.strategies)
+        if self.per_task_heads:
+            sizes = [len(t.labels) for t in stream.tasks]
+        else:
+            sizes = [len(b) for b in stream.block_labels()]
+        heads = TaskHeads(width, sizes, mode="route" if self.per_task_heads else "concat")
+        self.model = ClassifierModel(backbone, heads).to(self.device)
+        self._prepared_model: nn.Module | None = None
+        tok = self.tokenizer
+        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+        self._rows = [{split: encode_split(self.label_ids(t), t, getattr(task, split), tok, cfg.max_length)
+                       for split in ("train", "val", "test")} for t, task in enumerate(stream.tasks)]
+        self._call("setup")
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for s in self.strategies:
+            fn = getattr(s, hook, None)
+            if fn is not None:
+                fn(self, *args)
+
+    def fingerprint(self) -> dict[str, Any]:
+        cfg = {k: v for k, v in self.config.to_dict().items() if k not in ("progress", "checkpoint_every", "num_threads")}
+        base = self.model.backbone
+        base_cfg = getattr(getattr(base, "config", None), "to_dict", lambda: {})()
+        return json.loads(json.dumps({
+            "model": self.source if isinstance(self.source, str) else type(self.source).__name__,
+            "model_config": {k: base_cfg.get(k) for k in ("model_type", "hidden_size", "num_hidden_layers", "vocab_size")},
+            "method": self.method if isinstance(self.method, str | None) else repr(self.method),
+            "method_options": self.method_options,
+            "strategies": [[getattr(s, "name", type(s).__name__), _safe(s)] for s in self.strategies],
+            "train": cfg,
+            "stream": self.stream.describe(),
+        }, default=str))
+
+    # ---- fit ----------------------------------------------------------------------------
+    def fit(self, stream: Stream, checkpoint_dir: str | None = None) -> Results:
+        """Trains on every task of `stream` in order; resumes from `checkpoint_dir` if it holds
+        a checkpoint of the same configuration. Returns the accuracy matrix and more."""
+        start = time.perf_counter()
+        self.setup(stream)
+        T = len(stream)
+        self.checkpoint_dir = checkpoint_dir
+        state = self._resume() if checkpoint_dir else None
+        if state is None:
+            self.acc_rows: list[list[float]] = []
+            self.initial = self._evaluate_all()
+            self.elapsed = 0.0
+            first, resume_task = 0, None
+        else:
+            first = state["task"] + (1 if state["phase"] == "task_done" else 0)
+            resume_task = state if state["phase"] == "training" else None
+        self._start = start - self.elapsed
+        for t in range(first, T):
+            self.task_index = t
+            self.model.heads.activate(t)
+            train_task(self, t, resume_task if resume_task and resume_task["task"] == t else None)
+            self._call("after_task", t)
+            self.acc_rows.append(self._evaluate_all())
+            self._save_checkpoint(phase="task_done")
+        self.accelerator.wait_for_everyone()
+        return self.results()
+
+    def _evaluate_all(self) -> list[float]:
+        return [self.score(t) for t in range(len(self.stream))]
+
+    def predictions(self, task: int, split: str = "test") -> np.ndarray:
+        """Predicted label ids for a task's split (strategies may override the rule)."""
+        for s in self.strategies:
+            fn = getattr(s, "predict", None)
+            preds = fn(self, task, split) if fn is not None else None
+            if preds is not None:
+                return np.asarray(preds)
+        return self.logits_for(self.rows(task, split)).argmax(-1).numpy()
+
+    def score(self, task: int, split: str = "test") -> float:
+        labels = np.array([r.label for r in self.rows(task, split)])
+        return float((self.predictions(task, split) == labels).mean()) if len(labels) else 0.0
+
+    def results(self) -> Results:
+        from petl import metrics
+        from petl.summary import summary
+
+        per_class = {}
+        for t, task in enumerate(self.stream.tasks):
+            ids = self.label_ids(t)
+            labels = np.array([r.label for r in self.rows(t, "test")])
+            names = {v: k for k, v in ids.items()}
+            per_class[task.name] = metrics.per_class_accuracy(
+                self.predictions(t), labels, [names.get(i, str(i)) for i in range(max(ids.values()) + 1)])
+        counts = summary(self.model)
+        info = {
+            "scenario": self.stream.scenario,
+            "method": self.method if isinstance(self.method, str | None) else repr(self.method),
+            "method_options": self.method_options,
+            "strategies": [getattr(s, "name", type(s).__name__) for s in self.strategies],
+            "trainable_params": counts.trainable,
+            "total_params": counts.total,
+            "wall_time_s": time.perf_counter() - self._start,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "train_config": self.config.to_dict(),
+            "stream": self.stream.describe(),
+            "num_processes": self.accelerator.num_processes,
+        }
+        return Results(self.stream.names, np.array(self.acc_rows, dtype=float), np.array(self.initial),
+                       ["accuracy"] * len(self.stream), per_class, info)
+
+    # ---- checkpoints --------------------------------------------------------------------
+    def _model_state(self) -> dict[str, torch.Tensor]:
+        return {n: p.detach() for n, p in self.model.named_parameters()
+                if p.requires_grad or n.startswith("heads.")}
+
+    def _save_checkpoint(self, phase: str, loop_state: dict[str, Any] | None = None,
+                         extra: dict[str, dict[str, Any]] | None = None) -> None:
+        if not self.checkpoint_dir:
+            return
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            state = {"fingerprint": self.fingerprint(), "phase": phase, "task": self.task_index,
+                     "global_step": self.global_step, "acc_rows": self.acc_rows,
+                     "initial": self.initial, "elapsed": time.perf_counter() - self._start,
+                     **(loop_state or {})}
+            parts: dict[str, dict[str, Any]] = {"state": state, "model": self._model_state(),
+                                                "rng": ckpt.rng_state(), **(extra or {})}
+            for s in self.strategies:
+                parts[f"strategy.{getattr(s, 'name', type(s).__name__)}"] = s.state_dict()
+            ckpt.write(self.checkpoint_dir, parts)
+        self.accelerator.wait_for_everyone()
+
+    def _resume(self) -> dict[str, Any] | None:
+        assert self.checkpoint_dir is not None
+        parts = ckpt.read(self.checkpoint_dir)
+        if parts is None:
+            return None
+        state = parts["state"]
+        ckpt.check_fingerprint(state["fingerprint"], self.fingerprint(), self.checkpoint_dir)
+        self.acc_rows, self.initial = state["acc_rows"], state["initial"]
+        self.elapsed, self.global_step = state["elapsed"], state["global_step"]
+        self.model.heads.activate(state["task"])
+        for s in self.strategies:
+            s.load_state_dict(parts.get(f"strategy.{getattr(s, 'name', type(s).__name__)}", {}))
+        own = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for name, tensor in parts["model"].items():
+                own[name].copy_(tensor)
+        ckpt.load_rng_state(parts["rng"])
+        state["parts"] = parts
+        return state
+
+
+def _safe(strategy: Any) -> Any:
+    config = getattr(strategy, "config", None)
+    return config() if callable(config) else {}

@@ -1,0 +1,153 @@
+"""petl's one training loop: AdamW, warmup schedule, gradient accumulation and clipping,
+mixed precision and multi-process on Accelerate, early stopping, step checkpoints.
+
+Every strategy and every method trains through `train_task`; strategies act only via
+their hooks (training set, loss, after each step)."""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from petl.training import checkpoint as ckpt
+from petl.training.data import make_loader
+
+if TYPE_CHECKING:
+    from petl.training.learner import Learner
+
+
+def epoch_order(n: int, seed: int, task: int, epoch: int) -> list[int]:
+    """The shuffle of an epoch: a pure function of (seed, task, epoch), so a resumed run
+    sees exactly the batches the interrupted one would have."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + task * 1_009 + epoch)
+    return torch.randperm(n, generator=gen).tolist()
+
+
+def adalora_model(model: torch.nn.Module) -> Any:
+    inner = getattr(model, "base_model", None)
+    return inner if hasattr(inner, "update_and_allocate") else None
+
+
+def adalora_orth_loss(adalora: Any) -> torch.Tensor | float:
+    """AdaLoRA's orthogonality regulariser, which peft adds only when the model computes
+    the loss itself (petl computes it outside, over task heads)."""
+    name = adalora.trainable_adapter_name
+    weight = adalora.peft_config[name].orth_reg_weight
+    terms = []
+    for n, p in adalora.model.named_parameters():
+        if ("lora_A" in n or "lora_B" in n) and name in n and p.requires_grad:
+            cov = p @ p.T if "lora_A" in n else p.T @ p
+            terms.append(torch.norm(cov - torch.eye(cov.shape[0], device=cov.device), p="fro"))
+    return weight * torch.stack(terms).mean() if terms else 0.0
+
+
+def _trainable_state(learner: Learner) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in learner.trainable_parameters().items()}
+
+
+def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
+    """Trains task `t` (from scratch, or from the mid-task checkpoint `resume`)."""
+    from transformers import get_scheduler
+
+    cfg, acc = learner.config, learner.accelerator
+    if resume is None:
+        items = [(t, i) for i in range(len(learner.rows(t)))]
+        for s in learner.strategies:
+            fn = getattr(s, "train_items", None)
+            if fn is not None:
+                items = fn(learner, t, items)
+        learner.items = items
+        learner._call("before_task", t)
+        loop = {"items": items, "epoch": 0, "micro": 0, "best": None, "bad_epochs": 0}
+    else:
+        loop = {k: resume[k] for k in ("items", "epoch", "micro", "best", "bad_epochs")}
+        loop["items"] = [tuple(x) for x in loop["items"]]
+        learner.items = loop["items"]
+    rows = learner.item_rows(loop["items"])
+    params = [p for p in learner.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    micro_per_epoch = math.ceil(len(rows) / cfg.batch_size)
+    steps = math.ceil(micro_per_epoch / cfg.grad_accum) * cfg.epochs
+    scheduler = get_scheduler(cfg.scheduler, optimizer, num_warmup_steps=int(cfg.warmup_ratio * steps),
+                              num_training_steps=steps)
+    acc.free_memory()
+    model, optimizer = acc.prepare(learner.model, optimizer)
+    learner._prepared_model = model
+    best_state = None
+    if resume is not None:
+        parts = resume["parts"]
+        ckpt.load_optimizer_state(optimizer, parts["optimizer"])
+        scheduler.load_state_dict(parts["scheduler"])
+        best_state = parts.get("best") or None
+    adalora = adalora_model(learner.model.backbone)
+    learner.global_step_in_task = 0 if resume is None else resume.get("step_in_task", 0)
+    bar = tqdm(total=steps, initial=learner.global_step_in_task,
+               desc=f"task {t + 1}/{len(learner.stream)} {learner.stream.names[t]}",
+               disable=not (cfg.progress and acc.is_main_process), leave=False)
+    for epoch in range(loop["epoch"], cfg.epochs):
+        order = epoch_order(len(rows), cfg.seed, t, epoch)
+        loader = acc.prepare_data_loader(make_loader([rows[i] for i in order], cfg.batch_size,
+                                                     learner.pad_id, ids=order))
+        skip = loop["micro"] if epoch == loop["epoch"] else 0
+        if skip:
+            loader = acc.skip_first_batches(loader, skip)
+        model.train()
+        for micro, batch in enumerate(loader, start=skip):
+            is_step = (micro + 1) % cfg.grad_accum == 0 or micro + 1 == micro_per_epoch
+            with acc.no_sync(model) if not is_step else nullcontext():
+                logits = model(batch)
+                loss = F.cross_entropy(logits.float(), batch["labels"])
+                for s in learner.strategies:
+                    fn = getattr(s, "loss", None)
+                    if fn is not None:
+                        loss = fn(learner, batch, logits, loss)
+                if adalora is not None:
+                    loss = loss + adalora_orth_loss(adalora)
+                acc.backward(loss / cfg.grad_accum)
+            if not is_step:
+                continue
+            if cfg.max_grad_norm is not None:
+                acc.clip_grad_norm_(params, cfg.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            learner.global_step += 1
+            learner.global_step_in_task += 1
+            if adalora is not None:
+                adalora.update_and_allocate(learner.global_step)
+            learner._call("after_step")
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if cfg.checkpoint_every and learner.global_step % cfg.checkpoint_every == 0:
+                loop.update(epoch=epoch, micro=micro + 1)
+                _checkpoint(learner, optimizer, scheduler, loop, best_state)
+        loop.update(epoch=epoch + 1, micro=0)
+        if cfg.early_stopping_patience is not None:
+            val = learner.score(t, "val")
+            if loop["best"] is None or val > loop["best"]:
+                loop["best"], loop["bad_epochs"], best_state = val, 0, _trainable_state(learner)
+            else:
+                loop["bad_epochs"] += 1
+            if loop["bad_epochs"] >= cfg.early_stopping_patience:
+                break
+    bar.close()
+    if best_state is not None:
+        own = learner.trainable_parameters()
+        with torch.no_grad():
+            for name, value in best_state.items():
+                own[name].copy_(value)
+    learner._prepared_model = None
+
+
+def _checkpoint(learner: Learner, optimizer: Any, scheduler: Any, loop: dict[str, Any],
+                best_state: dict[str, torch.Tensor] | None) -> None:
+    inner = getattr(optimizer, "optimizer", optimizer)
+    extra = {"optimizer": ckpt.optimizer_state(inner), "scheduler": scheduler.state_dict(),
+             "best": best_state or {}}
+    state = {**loop, "step_in_task": learner.global_step_in_task}
+    learner._save_checkpoint(phase="training", loop_state=state, extra=extra)
