@@ -28,6 +28,8 @@ class Encoded:
 
 def encode_split(label_ids: dict[str, int], task_index: int, examples: Sequence[Example],
                  tokenizer, max_length: int) -> list[Encoded]:
+    if not examples:  # e.g. no validation split; tokenizers fail on an empty list
+        return []
     ids = label_ids
     texts = [e.text for e in examples]
     pairs = [e.text_pair for e in examples]
