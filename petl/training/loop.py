@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from tqdm.auto import tqdm
 
 from petl.training import checkpoint as ckpt
@@ -46,6 +47,71 @@ def adalora_orth_loss(adalora: Any) -> torch.Tensor | float:
     return weight * torch.stack(terms).mean() if terms else 0.0
 
 
+def batch_share(left: int, local: int, acc: Any) -> tuple[int, int]:
+    """(real rows of this process's share, real rows of the global batch).
+
+    With `split_batches`, every process gets `local` rows of each global batch, in rank
+    order; an uneven last batch (`left` real examples) is padded by Accelerate with
+    examples from the start of the epoch, which must not be trained on twice."""
+    world = acc.num_processes
+    real_global = min(left, local * world)
+    return min(max(real_global - acc.process_index * local, 0), local), real_global
+
+
+class TrainStep(nn.Module):
+    """The model and its whole training loss, as one module: this is what Accelerate
+    prepares (wraps in DDP). DDP expects every use of a parameter to happen inside the
+    wrapped forward; strategy terms (EWC's penalty, LwF's distillation through old heads)
+    use parameters too, so they are computed here, not after the forward.
+
+    Called with `left=None` it returns the model's logits (evaluation)."""
+
+    def __init__(self, learner: Learner) -> None:
+        super().__init__()
+        self.model = learner.model
+        self.__dict__["learner"] = learner  # a plain attribute, not a submodule
+
+    def forward(self, batch: dict[str, torch.Tensor], left: int | None = None) -> Any:
+        learner = self.__dict__["learner"]
+        if left is None:
+            return self.model(batch)
+        acc, local = learner.accelerator, len(batch["labels"])
+        real, real_global = batch_share(left, local, acc)
+        if real < local:  # drop padding rows; keep one (weighted 0) if all are padding
+            batch = {k: v[: max(real, 1)] for k, v in batch.items()}
+        logits = self.model(batch)
+        if real_global == local * acc.num_processes:
+            loss = F.cross_entropy(logits.float(), batch["labels"])
+        else:  # sum / real_global * world: DDP's mean over processes is the global mean
+            loss = F.cross_entropy(logits.float(), batch["labels"], reduction="sum")
+            loss = loss * (acc.num_processes / real_global if real else 0.0)
+        for s in learner.strategies:
+            fn = getattr(s, "loss", None)
+            if fn is not None:
+                loss = fn(learner, batch, logits, loss)
+        adalora = adalora_model(learner.model.backbone)
+        if adalora is not None:
+            loss = loss + adalora_orth_loss(adalora)
+        return loss
+
+
+def prepare(learner: Learner, optimizer: torch.optim.Optimizer) -> tuple[Any, Any]:
+    """Wraps a fresh `TrainStep` and `optimizer` for this task (after freeing the last
+    task's wrappers: heads and adapters change which parameters train).
+
+    Per-task heads chosen by task id ("route" mode) leave the heads of tasks absent from
+    a batch without gradient; DDP then needs `find_unused_parameters=True`, which petl sets
+    when the accelerator has no DDP settings of its own."""
+    acc = learner.accelerator
+    acc.free_memory()
+    if acc.num_processes > 1 and getattr(acc, "ddp_handler", "unset") is None:
+        if learner.model.heads.mode == "route":
+            from accelerate.utils import DistributedDataParallelKwargs
+
+            acc.ddp_handler = DistributedDataParallelKwargs(find_unused_parameters=True)
+    return acc.prepare(TrainStep(learner), optimizer)
+
+
 def _trainable_state(learner: Learner) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in learner.trainable_parameters().items()}
 
@@ -75,8 +141,7 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
     steps = math.ceil(micro_per_epoch / cfg.grad_accum) * cfg.epochs
     scheduler = get_scheduler(cfg.scheduler, optimizer, num_warmup_steps=int(cfg.warmup_ratio * steps),
                               num_training_steps=steps)
-    acc.free_memory()
-    model, optimizer = acc.prepare(learner.model, optimizer)
+    model, optimizer = prepare(learner, optimizer)
     learner._prepared_model = model
     best_state = None
     if resume is not None:
@@ -85,6 +150,7 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
         scheduler.load_state_dict(parts["scheduler"])
         best_state = parts.get("best") or None
     adalora = adalora_model(learner.model.backbone)
+    left = len(rows)
     learner.global_step_in_task = 0 if resume is None else resume.get("step_in_task", 0)
     bar = tqdm(total=steps, initial=learner.global_step_in_task,
                desc=f"task {t + 1}/{len(learner.stream)} {learner.stream.names[t]}",
@@ -100,14 +166,7 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
         for micro, batch in enumerate(loader, start=skip):
             is_step = (micro + 1) % cfg.grad_accum == 0 or micro + 1 == micro_per_epoch
             with acc.no_sync(model) if not is_step else nullcontext():
-                logits = model(batch)
-                loss = F.cross_entropy(logits.float(), batch["labels"])
-                for s in learner.strategies:
-                    fn = getattr(s, "loss", None)
-                    if fn is not None:
-                        loss = fn(learner, batch, logits, loss)
-                if adalora is not None:
-                    loss = loss + adalora_orth_loss(adalora)
+                loss = model(batch, left=left - micro * cfg.batch_size)
                 acc.backward(loss / cfg.grad_accum)
             if not is_step:
                 continue
