@@ -104,11 +104,11 @@ def prepare(learner: Learner, optimizer: torch.optim.Optimizer) -> tuple[Any, An
     when the accelerator has no DDP settings of its own."""
     acc = learner.accelerator
     acc.free_memory()
-    if acc.num_processes > 1 and getattr(acc, "ddp_handler", "unset") is None:
-        if learner.model.heads.mode == "route":
-            from accelerate.utils import DistributedDataParallelKwargs
+    route = learner.model.heads.mode == "route"
+    if route and acc.num_processes > 1 and getattr(acc, "ddp_handler", "unset") is None:
+        from accelerate.utils import DistributedDataParallelKwargs
 
-            acc.ddp_handler = DistributedDataParallelKwargs(find_unused_parameters=True)
+        acc.ddp_handler = DistributedDataParallelKwargs(find_unused_parameters=True)
     return acc.prepare(TrainStep(learner), optimizer)
 
 
