@@ -108,7 +108,8 @@ class Learner:
             make_loader(rows, self.config.eval_batch_size, self.pad_id))
         out = []
         for batch in loader:
-            logits = model(batch)
+            with self.accelerator.autocast():
+                logits = model(batch)
             out.append(self.accelerator.gather_for_metrics(logits.float().contiguous()).cpu())
         model.train(was_training)
         return torch.cat(out)
@@ -122,9 +123,22 @@ class Learner:
             self._accelerator = Accelerator(
                 mixed_precision=self.config.mixed_precision,
                 dataloader_config=DataLoaderConfiguration(split_batches=True),
-                cpu=os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true") or None,
+                cpu=_use_cpu() or None,
             )
+        _check_processes(self._accelerator, self.config)
+        if self._accelerator.num_processes > 1:
+            _register_teardown()
         return self._accelerator
+
+    def close(self) -> None:
+        """Ends a multi-process run: waits for every process, then destroys the process
+        group. Call it after the last `fit` (and any evaluation after it); without it,
+        petl destroys the group at interpreter exit, because a process group left alive
+        at exit can abort a rank (and fail the launch) after training has finished."""
+        acc = self._accelerator
+        if acc is not None and acc.num_processes > 1 and torch.distributed.is_initialized():
+            acc.wait_for_everyone()
+            acc.end_training()
 
     def _build_backbone(self, stream: Stream) -> nn.Module:
         if isinstance(self.source, str):
@@ -155,8 +169,8 @@ class Learner:
         set_seed(cfg.seed)
         backbone = self._build_backbone(stream)
         width = detach_final_layer(backbone)
-        if cfg.gradient_checkpointing and hasattr(backbone, "gradient_checkpointing_enable"):
-            backbone.gradient_checkpointing_enable()
+        if cfg.gradient_checkpointing:
+            _enable_checkpointing(backbone)
         if self.method is not None:
             from petl.api import apply
 
@@ -312,6 +326,74 @@ class Learner:
         ckpt.load_rng_state(parts["rng"])
         state["parts"] = parts
         return state
+
+
+def _enable_checkpointing(model: nn.Module) -> None:
+    """Activation (gradient) checkpointing, non-reentrant: the reentrant variant breaks
+    DDP when some parameters go unused (per-task heads) and frozen-input PEFT models."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    elif hasattr(model, "gradient_checkpointing_enable"):
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    else:
+        raise ConfigError(f"{type(model).__name__} does not support gradient checkpointing.")
+
+
+def _use_cpu() -> bool:
+    """True when Accelerate must be told `cpu=True`: ACCELERATE_USE_CPU is set, or several
+    processes were launched (WORLD_SIZE > 1) on a machine without an accelerator. Without
+    it, `Accelerator()` under `accelerate launch --multi_gpu` or `torchrun` on CPUs gives N
+    independent single-process copies that each train on all the data."""
+    if os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes"):
+        return True
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    available = getattr(torch, "accelerator", None)
+    has_device = available.is_available() if available is not None else torch.cuda.is_available()
+    return not has_device
+
+
+def _check_processes(acc: Any, cfg: TrainConfig) -> None:
+    """Clear errors, before training, for launches that would silently train wrongly."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    n = acc.num_processes
+    if world > 1 and n != world:
+        raise ConfigError(
+            f"{world} processes were launched but the Accelerator runs {n}: each process would "
+            "train its own copy on all the data. On CPUs set ACCELERATE_USE_CPU=true or pass "
+            "Accelerator(cpu=True); on GPUs check the launch command."
+        )
+    if n > 1 and not getattr(acc, "split_batches", True):
+        raise ConfigError(
+            "petl needs Accelerator(dataloader_config=DataLoaderConfiguration(split_batches=True)): "
+            "TrainConfig.batch_size is the global batch, split across processes."
+        )
+    for name in ("batch_size", "eval_batch_size"):
+        value = getattr(cfg, name)
+        if n > 1 and value % n:
+            raise ConfigError(
+                f"TrainConfig.{name}={value} is the global batch and must be a multiple of the "
+                f"{n} processes (e.g. {value + n - value % n})."
+            )
+
+
+_TEARDOWN_REGISTERED = False
+
+
+def _register_teardown() -> None:
+    global _TEARDOWN_REGISTERED
+    if not _TEARDOWN_REGISTERED:
+        import atexit
+
+        atexit.register(_destroy_process_group)
+        _TEARDOWN_REGISTERED = True
+
+
+def _destroy_process_group() -> None:
+    # No barrier here: if another rank crashed, a barrier would hang the exit.
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def _safe(strategy: Any) -> Any:
