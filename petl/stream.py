@@ -218,6 +218,62 @@ class Stream:
             records[name] = _records_from_datasetdict(loaded, text_column, label_column)
         return cls.from_records(records, scenario, **kwargs)
 
+    @classmethod
+    def from_table(cls, records: Sequence[Mapping[str, Any]], scenario: str = "class",
+                   task_column: str = "task", split_column: str = "split",
+                   classes_per_task: int | None = None, **kwargs: Any) -> Stream:
+        """Builds a stream from one flat table of records (e.g. a whole benchmark in one file).
+
+        Tasks come from `task_column`, in order of first appearance. Without task ids,
+        `classes_per_task=k` cuts the sorted label set into consecutive tasks of k classes
+        (the usual way to make a class-incremental stream from one dataset, as split MNIST
+        does); task- and domain-incremental streams need the task column. Rows whose
+        `split_column` is "test", "val" or "validation" go to that split, the rest to train.
+        Other keyword arguments are those of `from_records`.
+
+        Raises:
+            DataError: no task ids where the scenario needs them, or neither task ids nor
+                `classes_per_task`.
+        """
+        if scenario not in SCENARIOS:
+            raise unknown_choice("scenario", scenario, SCENARIOS)
+        rows = list(records)
+        if not rows:
+            raise DataError("from_table got no records.")
+        missing = [i for i, r in enumerate(rows) if r.get(task_column) is None]
+        if missing and (scenario != "class" or classes_per_task is None):
+            need = ("task-incremental learning needs the task id of every example"
+                    if scenario == "task" else f"a {scenario}-incremental stream needs task ids")
+            raise DataError(
+                f"{need}, but record {missing[0]} has no {task_column!r} column. Add it, or "
+                "build a class-incremental stream with classes_per_task=k to cut the labels "
+                "into tasks."
+            )
+        if missing:
+            assert classes_per_task is not None
+            if classes_per_task < 1:
+                raise DataError(f"classes_per_task must be >= 1, got {classes_per_task}.")
+            for i, r in enumerate(rows):
+                if r.get("label") is None:
+                    raise DataError(
+                        f"record {i} has no 'label': class-incremental streams need labels."
+                    )
+            names = sorted({str(r["label"]) for r in rows})
+            width = len(str((len(names) - 1) // classes_per_task))
+            group = {n: f"classes_{k // classes_per_task:0{width}d}" for k, n in enumerate(names)}
+            keys = [group[str(r["label"])] for r in rows]
+        else:
+            keys = [str(r[task_column]) for r in rows]
+        split_of = {"test": "test", "val": "val", "validation": "val", "dev": "val"}
+        # Tasks cut from the label set follow label order; named tasks, first appearance.
+        tasks: dict[str, dict[str, Any]] = {
+            key: {"train": [], "val": [], "test": []} for key in (sorted(set(keys)) if missing else [])
+        }
+        for key, r in zip(keys, rows, strict=True):
+            split = split_of.get(str(r.get(split_column, "train")).lower(), "train")
+            tasks.setdefault(key, {"train": [], "val": [], "test": []})[split].append(r)
+        return cls.from_records(tasks, scenario, **kwargs)
+
 
 def _records_from_datasetdict(loaded: Any, text_column: str | None, label_column: str) -> dict[str, Any]:
     spec: dict[str, Any] = {}
