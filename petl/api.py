@@ -14,7 +14,6 @@ from petl.methods import METHODS, get_method, peft_methods
 from petl.methods.native import CONFIG_NAME, NativeConfig, PetlModel
 from petl.methods.signature import check_meta, save_meta
 
-
 _TASK_SUFFIXES = {
     "ForSequenceClassification": "SEQ_CLS",
     "ForTokenClassification": "TOKEN_CLS",
@@ -37,8 +36,14 @@ def head_modules(model: nn.Module) -> list[str]:
     return [n for n in HEAD_NAMES if isinstance(getattr(model, n, None), nn.Module)]
 
 
-def apply(model: nn.Module, method: Any = "lora", *, task_type: str | None = "auto",
-          adapter_name: str = "default", **options: Any) -> nn.Module:
+def apply(
+    model: nn.Module,
+    method: Any = "lora",
+    *,
+    task_type: str | None = "auto",
+    adapter_name: str = "default",
+    **options: Any,
+) -> nn.Module:
     """Adds a PEFT method to a transformers model and freezes everything else.
 
     Args:
@@ -70,18 +75,26 @@ def apply(model: nn.Module, method: Any = "lora", *, task_type: str | None = "au
             )
         if options:
             raise ConfigError("Pass options inside the config object, not as keyword arguments.")
+        _save_heads(model, method)
         return peft_methods.get_peft_model(model, method, adapter_name)
     spec = get_method(method)
     if spec.native_config is not None:
         config = _native_config(spec.native_config, spec.name, options, task_type)
         return _apply_native(model, config, task_type)
     config = peft_methods.build_config(spec.name, model, task_type, options)
-    # peft itself saves only heads named classifier/score, and only for SEQ_CLS/TOKEN_CLS.
-    own = ("classifier", "score") if task_type in ("SEQ_CLS", "TOKEN_CLS") else ()
-    heads = [h for h in head_modules(model) if h not in own]
-    if heads and hasattr(config, "modules_to_save"):
-        config.modules_to_save = [*(config.modules_to_save or []), *heads]
+    _save_heads(model, config)
     return peft_methods.get_peft_model(model, config, adapter_name)
+
+
+def _save_heads(model: nn.Module, config: Any) -> None:
+    """Adds the task heads to a peft config's modules_to_save, where peft will not: it
+    saves only heads named classifier/score, and only for SEQ_CLS/TOKEN_CLS."""
+    task_type = getattr(config, "task_type", None)
+    own = ("classifier", "score") if task_type in ("SEQ_CLS", "TOKEN_CLS") else ()
+    saved = list(getattr(config, "modules_to_save", None) or [])
+    heads = [h for h in head_modules(model) if h not in own and h not in saved]
+    if heads and hasattr(config, "modules_to_save"):
+        config.modules_to_save = saved + heads
 
 
 def _native_config(cls: type[NativeConfig], name: str, options: dict, task_type: str | None):
@@ -113,12 +126,17 @@ def _apply_native(model: nn.Module, config: NativeConfig, task_type: str | None)
 
 def save(model: nn.Module, directory: str) -> None:
     """`model.save_pretrained(directory)` plus petl_meta.json (used by `load`'s checks)."""
-    model.save_pretrained(directory)
+    model.save_pretrained(directory)  # type: ignore[operator]
     save_meta(model, directory)
 
 
-def load(base_model: nn.Module, directory: str, *, is_trainable: bool = False,
-         adapter_name: str = "default") -> nn.Module:
+def load(
+    base_model: nn.Module,
+    directory: str,
+    *,
+    is_trainable: bool = False,
+    adapter_name: str = "default",
+) -> nn.Module:
     """Loads an adapter saved by `save_pretrained` (petl's or peft's) onto a fresh base model.
 
     Raises:
@@ -127,30 +145,42 @@ def load(base_model: nn.Module, directory: str, *, is_trainable: bool = False,
     """
     config_path = os.path.join(directory, CONFIG_NAME)
     if not os.path.exists(config_path):
-        raise ConfigError(f"No {CONFIG_NAME} in {directory!r}: is it a directory saved by petl or peft?")
+        raise ConfigError(
+            f"No {CONFIG_NAME} in {directory!r}: is it a directory saved by petl or peft?"
+        )
     check_meta(base_model, directory)
     with open(config_path) as f:
         data = json.load(f)
     if "petl_method" in data:
         spec = get_method(data["petl_method"])
         assert spec.native_config is not None
-        model = _apply_native(base_model, spec.native_config.from_dict(data), data.get("task_type"))
-        model.load_adapter_weights(directory)
+        native = _apply_native(
+            base_model, spec.native_config.from_dict(data), data.get("task_type")
+        )
+        native.load_adapter_weights(directory)
         if not is_trainable:
-            model.requires_grad_(False)
-        return model
+            native.requires_grad_(False)
+        return native
     from peft import PeftModel
 
     # peft refuses to load prompt-learning adapters as trainable: load them frozen, then
     # unfreeze the saved prompt embeddings (all peft saves; p_tuning's MLP is not kept).
     prompt = data.get("peft_type") in ("PROMPT_TUNING", "PREFIX_TUNING", "P_TUNING")
+    if prompt:
+        _check_prompt_sizes(base_model, data, directory)
     try:
-        model = PeftModel.from_pretrained(base_model, directory, adapter_name=adapter_name,
-                                          is_trainable=is_trainable and not prompt)
+        model = PeftModel.from_pretrained(
+            base_model,
+            directory,
+            adapter_name=adapter_name,
+            is_trainable=is_trainable and not prompt,
+        )
     except (RuntimeError, ValueError) as err:
         if "size mismatch" in str(err) or "target modules" in str(err).lower():
             raise IncompatibleModelError(
-                f"The adapter in {directory} does not fit this base model: {str(err)[:500]}"
+                f"The adapter in {directory} was trained on another architecture or size and "
+                "does not fit this base model; load it onto the base model it was saved from. "
+                f"peft says: {str(err)[:500]}"
             ) from None
         raise
     if is_trainable and prompt:
@@ -160,5 +190,26 @@ def load(base_model: nn.Module, directory: str, *, is_trainable: bool = False,
         model.requires_grad_(False)  # peft leaves prompt-learning weights trainable
         if data.get("peft_type") == "ADALORA":
             # peft's AdaLoRA forward needs this name whenever a loss is computed (labels given)
-            model.base_model.trainable_adapter_name = adapter_name
+            tuner: Any = model.base_model
+            tuner.trainable_adapter_name = adapter_name
     return model
+
+
+def _check_prompt_sizes(base_model: nn.Module, data: dict, directory: str) -> None:
+    """peft loads soft prompts of another width or depth silently; the forward fails later."""
+    try:
+        width = base_model.get_input_embeddings().embedding_dim  # type: ignore[operator]
+    except (AttributeError, NotImplementedError):
+        return
+    depth = getattr(getattr(base_model, "config", None), "num_hidden_layers", None)
+    given = {"token_dim": width, "num_layers": depth}
+    diffs = [
+        f"{k}: saved {data[k]!r}, given {v!r}"
+        for k, v in given.items()
+        if v is not None and data.get(k) not in (None, v)
+    ]
+    if diffs:
+        raise IncompatibleModelError(
+            f"The prompt adapter in {directory} was trained on another architecture or size "
+            f"({'; '.join(diffs)}). Load it onto the base model it was saved from."
+        )

@@ -23,20 +23,28 @@ class Summary:
         return self.trainable / self.total if self.total else 0.0
 
     def as_dict(self) -> dict:
-        return {"method": self.method, "total": self.total, "trainable": self.trainable,
-                "trainable_percent": 100 * self.trainable_fraction, "by_part": self.by_part}
+        return {
+            "method": self.method,
+            "total": self.total,
+            "trainable": self.trainable,
+            "trainable_percent": 100 * self.trainable_fraction,
+            "by_part": self.by_part,
+        }
 
     def __str__(self) -> str:
-        rows = [f"method: {self.method}",
-                f"trainable: {self.trainable:,} of {self.total:,} "
-                f"({100 * self.trainable_fraction:.3f}%)"]
+        rows = [
+            f"method: {self.method}",
+            f"trainable: {self.trainable:,} of {self.total:,} "
+            f"({100 * self.trainable_fraction:.3f}%)",
+        ]
         rows += [f"  {part:<12} {count:>12,}" for part, count in self.by_part.items()]
         return "\n".join(rows)
 
 
 def method_name(model: nn.Module) -> str:
-    if hasattr(model, "petl_config"):
-        return model.petl_config.method
+    petl_config = getattr(model, "petl_config", None)
+    if petl_config is not None:
+        return str(petl_config.method)
     config = getattr(model, "peft_config", None)
     if isinstance(config, dict) and config:
         names = {str(c.peft_type.value).lower() for c in config.values()}

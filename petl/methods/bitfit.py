@@ -8,7 +8,7 @@ disabled, merged into the bias and unmerged exactly, like any peft method."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import nn
@@ -39,29 +39,28 @@ class BitFitLayer(nn.Module):
     def __init__(self, base_layer: nn.Module) -> None:
         super().__init__()
         self.base_layer = base_layer
-        bias = base_layer.bias
-        self.bitfit_bias = nn.Parameter(torch.zeros_like(bias))
+        self.bitfit_bias = nn.Parameter(torch.zeros_like(_bias(base_layer)))
         self.merged = False
         self.disabled = False
 
     @property
     def weight(self) -> torch.Tensor:
         """The wrapped layer's weight: models read it (e.g. ViT's `projection.weight.dtype`)."""
-        return self.base_layer.weight
+        return cast(torch.Tensor, self.base_layer.weight)
 
     def merge(self) -> None:
         with torch.no_grad():
-            self.base_layer.bias.add_(self.bitfit_bias)
+            _bias(self.base_layer).add_(self.bitfit_bias)
         self.merged = True
 
     def unmerge(self) -> None:
         with torch.no_grad():
-            self.base_layer.bias.sub_(self.bitfit_bias)
+            _bias(self.base_layer).sub_(self.bitfit_bias)
         self.merged = False
 
     def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         y = self.base_layer(x, *args, **kwargs)
-        bias = self.bitfit_bias
+        bias: torch.Tensor = self.bitfit_bias
         if isinstance(self.base_layer, _CHANNEL_FIRST):  # (N, C, ...): bias runs along dim 1
             bias = bias.view(-1, *([1] * (y.dim() - 2)))
         if self.disabled or self.merged:
@@ -73,6 +72,10 @@ class BitFitLayer(nn.Module):
 
 # Layers whose bias is added along the channel dimension, not the last one.
 _CHANNEL_FIRST = (nn.modules.conv._ConvNd, nn.modules.batchnorm._NormBase, nn.GroupNorm)
+
+
+def _bias(layer: nn.Module) -> torch.Tensor:
+    return cast(torch.Tensor, layer.bias)
 
 
 def _has_bias(module: nn.Module) -> bool:

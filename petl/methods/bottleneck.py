@@ -8,7 +8,7 @@ so a fresh adapter leaves the model's outputs unchanged."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import nn
@@ -41,13 +41,17 @@ class BottleneckConfig(NativeConfig):
 
     def __post_init__(self) -> None:
         if self.style not in ("houlsby", "pfeiffer"):
-            raise ConfigError(f"bottleneck style must be 'houlsby' or 'pfeiffer', got {self.style!r}.")
+            raise ConfigError(
+                f"bottleneck style must be 'houlsby' or 'pfeiffer', got {self.style!r}."
+            )
         if self.activation not in ACTIVATIONS:
             raise ConfigError(
                 f"bottleneck activation {self.activation!r} unknown; choose from {sorted(ACTIVATIONS)}."
             )
         if not isinstance(self.reduction_factor, int) or self.reduction_factor < 1:
-            raise ConfigError(f"reduction_factor must be a positive int, got {self.reduction_factor!r}.")
+            raise ConfigError(
+                f"reduction_factor must be a positive int, got {self.reduction_factor!r}."
+            )
 
 
 def _out_features(layer: nn.Module) -> int:
@@ -82,7 +86,7 @@ class BottleneckLayer(nn.Module):
     @property
     def weight(self) -> torch.Tensor:
         """The wrapped layer's weight: models read it (e.g. T5 checks `wo.weight.dtype`)."""
-        return self.base_layer.weight
+        return cast(torch.Tensor, self.base_layer.weight)
 
     def merge(self) -> None:
         raise ConfigError(
@@ -97,7 +101,9 @@ class BottleneckLayer(nn.Module):
         y = self.base_layer(x, *args, **kwargs)
         if self.disabled:
             return y
-        delta = self.bottleneck_up(self.bottleneck_act(self.bottleneck_down(self.bottleneck_dropout(y))))
+        delta = self.bottleneck_up(
+            self.bottleneck_act(self.bottleneck_down(self.bottleneck_dropout(y)))
+        )
         return y + delta if self.residual else delta
 
 

@@ -9,7 +9,7 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, cast
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -53,6 +53,7 @@ class AdapterLayer(Protocol):
 
     base_layer: nn.Module
     merged: bool
+    disabled: bool
     adapter_prefix: ClassVar[str]
 
     def merge(self) -> None: ...
@@ -60,10 +61,10 @@ class AdapterLayer(Protocol):
     def unmerge(self) -> None: ...
 
 
-def adapter_layers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+def adapter_layers(model: nn.Module) -> Iterator[tuple[str, AdapterLayer]]:
     for name, module in model.named_modules():
         if hasattr(module, "base_layer") and hasattr(module, "adapter_prefix"):
-            yield name, module
+            yield name, cast(AdapterLayer, module)
 
 
 def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:

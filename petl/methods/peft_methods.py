@@ -85,14 +85,22 @@ def check_prompt_method(method: str, model: nn.Module, task_type: str | None) ->
     config = getattr(model, "config", None)
     if getattr(config, "model_type", "") == "vit":
         raise IncompatibleModelError(f"{method} works on text models only; use 'lora' for ViT.")
-    encoder_only = not getattr(config, "is_decoder", False) and not getattr(
-        config, "is_encoder_decoder", False
-    )
-    if method == "prefix_tuning" and task_type in ("SEQ_CLS", "TOKEN_CLS") and encoder_only:
+    name = type(model).__name__
+    if method == "prefix_tuning" and task_type in ("SEQ_CLS", "TOKEN_CLS"):
         raise IncompatibleModelError(
-            f"prefix_tuning cannot run on {type(model).__name__}: under transformers 5 encoder "
-            "classifiers do not accept the past key values prefix tuning injects. Use "
-            "'prompt_tuning' or 'lora' instead (prefix tuning works on causal LMs)."
+            f"prefix_tuning cannot run on {name}: under transformers 5 classifiers do not "
+            "accept the past key values prefix tuning injects. Use 'prompt_tuning' or 'lora' "
+            "instead (prefix tuning works on causal LMs)."
+        )
+    if task_type == "TOKEN_CLS":
+        raise IncompatibleModelError(
+            f"{method} cannot run on {name}: peft prepends the virtual tokens to the logits "
+            "but not to the labels, so token labels no longer line up. Use 'lora' instead."
+        )
+    if task_type == "SEQ_CLS" and getattr(config, "is_encoder_decoder", False):
+        raise IncompatibleModelError(
+            f"{method} cannot run on {name}: encoder-decoder classifiers take no input "
+            "embeddings, where the virtual tokens go. Use 'lora' instead."
         )
 
 

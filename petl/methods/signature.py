@@ -17,8 +17,18 @@ META_NAME = "petl_meta.json"
 def model_signature(model: nn.Module) -> dict[str, Any]:
     """What an adapter depends on: architecture and sizes of its base model."""
     config = getattr(model, "config", None)
-    keys = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads",
-            "intermediate_size", "vocab_size", "d_model", "n_embd", "n_layer", "num_layers")
+    keys = (
+        "model_type",
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "vocab_size",
+        "d_model",
+        "n_embd",
+        "n_layer",
+        "num_layers",
+    )
     sig = {k: getattr(config, k) for k in keys if getattr(config, k, None) is not None}
     sig["class"] = type(model).__name__
     return sig
@@ -26,7 +36,8 @@ def model_signature(model: nn.Module) -> dict[str, Any]:
 
 def save_meta(model: nn.Module, directory: str) -> None:
     """Writes petl_meta.json beside the adapter: the base model's signature."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    get_base_model = getattr(model, "get_base_model", None)
+    base = get_base_model() if callable(get_base_model) else model
     with open(os.path.join(directory, META_NAME), "w") as f:
         json.dump({"base_model": model_signature(base)}, f, indent=2)
 
@@ -38,12 +49,13 @@ def check_meta(base_model: nn.Module, directory: str) -> None:
     with open(path) as f:
         saved = json.load(f)["base_model"]
     now = model_signature(base_model)
-    diffs = [f"{k}: saved {saved[k]!r}, given {now.get(k)!r}"
-             for k in saved if k != "class" and saved[k] != now.get(k)]
+    diffs = [
+        f"{k}: saved {saved[k]!r}, given {now.get(k)!r}"
+        for k in saved
+        if k != "class" and saved[k] != now.get(k)
+    ]
     if diffs:
         raise IncompatibleModelError(
-            f"The adapter in {directory} was trained on another base model ({'; '.join(diffs)}). "
-            "Load it onto the same architecture and size it was saved from."
+            f"The adapter in {directory} was trained on another architecture or size "
+            f"({'; '.join(diffs)}). Load it onto the base model it was saved from."
         )
-
-

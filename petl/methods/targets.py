@@ -18,7 +18,10 @@ BOTTLENECK_PLACEMENTS: dict[str, dict[str, str]] = {
     "xlm-roberta": {"attn": r"attention\.output\.dense", "ffn": r"layer\.\d+\.output\.dense"},
     "electra": {"attn": r"attention\.output\.dense", "ffn": r"layer\.\d+\.output\.dense"},
     # ViT renamed its layers in transformers 5 (attention.o_proj, mlp.fc2): match both.
-    "vit": {"attn": r"attention\.(output\.dense|o_proj)", "ffn": r"(layer\.\d+\.output\.dense|mlp\.fc2)"},
+    "vit": {
+        "attn": r"attention\.(output\.dense|o_proj)",
+        "ffn": r"(layer\.\d+\.output\.dense|mlp\.fc2)",
+    },
     "distilbert": {"attn": r"attention\.out_lin", "ffn": r"ffn\.lin2"},
     "gpt2": {"attn": r"attn\.c_proj", "ffn": r"mlp\.c_proj"},
     "llama": {"attn": r"self_attn\.o_proj", "ffn": r"mlp\.down_proj"},
@@ -48,15 +51,16 @@ def is_adaptable(module: nn.Module) -> bool:
 
 
 def candidate_names(model: nn.Module, limit: int = 12) -> list[str]:
-    """Distinct suffixes of adaptable layer names (e.g. 'query', 'attention.output.dense')."""
-    seen: dict[str, None] = {}
+    """Distinct suffixes of adaptable layer names (e.g. 'query', 'output.dense'): every
+    last name first, then two-part ones, so that no layer kind is cut off by the limit."""
+    leaves: dict[str, None] = {}
+    shorts: dict[str, None] = {}
     for name, module in model.named_modules():
         if name and is_adaptable(module):
             parts = name.split(".")
-            short = ".".join(p for p in parts[-2:] if not p.isdigit())
-            seen.setdefault(parts[-1], None)
-            seen.setdefault(short, None)
-    return list(seen)[:limit]
+            leaves.setdefault(parts[-1], None)
+            shorts.setdefault(".".join(p for p in parts[-2:] if not p.isdigit()), None)
+    return [*leaves, *(s for s in shorts if s not in leaves)][:limit]
 
 
 def matches(name: str, targets: str | Sequence[str]) -> bool:
