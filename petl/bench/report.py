@@ -1,0 +1,429 @@
+"""The benchmark report: results.json, report.md and PNG plots, rendered from the cell
+files of an output folder (so `petl report DIR` can redo it at any time, also for a
+benchmark that is still running or was interrupted).
+
+Per run (mean and std over seeds): average accuracy, forgetting, BWT, FWT, plasticity
+(the diagonal: accuracy on each task right after training it), trainable parameters,
+wall time and peak memory. Plots: accuracy-matrix heatmaps, the accuracy of each task
+over the stream, and forgetting against trainable parameters."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from typing import Any
+
+import numpy as np
+
+METRICS = ("average_accuracy", "forgetting", "bwt", "fwt", "plasticity")
+PLOTS = {
+    "accuracy_matrices": "accuracy_matrices.png",
+    "task_accuracy": "task_accuracy.png",
+    "forgetting_vs_params": "forgetting_vs_params.png",
+}
+
+
+def environment(num_threads: int | None = None) -> dict[str, Any]:
+    """Machine and library versions, echoed into every cell and the report."""
+    from importlib import metadata
+
+    versions: dict[str, str | None] = {}
+    for pkg in ("petl", "torch", "transformers", "peft", "accelerate", "numpy"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    try:
+        import torch
+
+        threads: int | None = torch.get_num_threads()
+    except ImportError:  # pragma: no cover
+        threads = num_threads
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": threads,
+        "versions": versions,
+    }
+
+
+def load_cells(out: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(config record, finished cell records in config order, failed cells) of a folder."""
+    from petl.bench.runner import CELLS, CONFIG_FILE
+    from petl.errors import ConfigError
+
+    path = os.path.join(out, CONFIG_FILE)
+    if not os.path.exists(path):
+        raise ConfigError(f"{out!r} holds no {CONFIG_FILE}: it is not a petl bench output folder.")
+    with open(path) as f:
+        saved = json.load(f)
+    order = {k: i for i, k in enumerate(saved.get("cells", []))}
+    cells, failed = [], []
+    folder = os.path.join(out, CELLS)
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        with open(os.path.join(folder, name)) as f:
+            if name.endswith(".failed.json"):
+                failed.append(json.load(f))
+            elif name.endswith(".json"):
+                cells.append(json.load(f))
+    cells.sort(key=lambda c: order.get(c["key"], len(order)))
+    return saved, cells, failed
+
+
+def _mean_std(values: list[float | None]) -> tuple[float | None, float | None]:
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return None, None
+    return float(np.mean(vals)), float(np.std(vals))
+
+
+def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per run: metrics as mean and std over its seeds, mean matrices, costs."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for c in cells:
+        runs.setdefault(c["run"]["name"], []).append(c)
+    rows = []
+    for name, group in runs.items():
+        results = [g["results"] for g in group]
+        matrices = np.array([r["accuracy"] for r in results], dtype=float)
+        initial = np.array([r["initial"] for r in results], dtype=float)
+        run = group[0]["run"]
+        row: dict[str, Any] = {
+            "name": name,
+            "method": run["method"] or "none",
+            "strategies": [s[0] for s in run["strategies"]] or ["naive"],
+            "seeds": [g["seed"] for g in group],
+            "accuracy": matrices.mean(0).tolist(),
+            "accuracy_std": matrices.std(0).tolist(),
+            "initial": initial.mean(0).tolist(),
+            "diagonal": np.diagonal(matrices, axis1=1, axis2=2).mean(0).tolist(),
+            "final": matrices[:, -1, :].mean(0).tolist(),
+            "trainable_params": results[0]["info"].get("trainable_params"),
+            "total_params": results[0]["info"].get("total_params"),
+        }
+        for metric in METRICS:
+            row[metric], row[metric + "_std"] = _mean_std(
+                [r["summary"].get(metric) for r in results]
+            )
+        row["wall_time_s"], row["wall_time_s_std"] = _mean_std(
+            [r["info"].get("wall_time_s") for r in results]
+        )
+        row["peak_rss_mb"], _ = _mean_std([r["info"].get("peak_rss_mb") for r in results])
+        rows.append(row)
+    return rows
+
+
+def _fmt(value: float | None, std: float | None = None, digits: int = 3, seeds: int = 1) -> str:
+    if value is None:
+        return "-"
+    text = f"{value:.{digits}f}"
+    return text + (f"±{std:.{digits}f}" if seeds > 1 and std is not None else "")
+
+
+def _count(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit, size in (("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
+def table_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    head = ["run", "avg acc", "forgetting", "BWT", "diagonal", "trainable", "time s", "peak MB"]
+    body = []
+    for r in rows:
+        n = len(r["seeds"])
+        body.append(
+            [
+                r["name"],
+                _fmt(r["average_accuracy"], r["average_accuracy_std"], seeds=n),
+                _fmt(r["forgetting"], r["forgetting_std"], seeds=n),
+                _fmt(r["bwt"], r["bwt_std"], seeds=n),
+                _fmt(r["plasticity"], r["plasticity_std"], seeds=n),
+                _count(r["trainable_params"]),
+                _fmt(r["wall_time_s"], digits=0),
+                _fmt(r["peak_rss_mb"], digits=0),
+            ]
+        )
+    return head, body
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """The compact results table `petl bench` prints."""
+    head, body = table_rows(rows)
+    widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
+    lines = [
+        "  ".join(
+            h.ljust(w) if i == 0 else h.rjust(w)
+            for i, (h, w) in enumerate(zip(head, widths, strict=True))
+        )
+    ]
+    lines.append("  ".join("-" * w for w in widths))
+    for cells in body:
+        lines.append(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+            )
+        )
+    return "\n".join(lines)
+
+
+def _md_table(head: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The Markdown report (report.md)."""
+    rows, stream, env = report["runs"], report["stream"], report["environment"]
+    names = [t["name"] for t in stream["tasks"]] if stream else []
+    short = [f"T{i + 1}" for i in range(len(names))]
+    cfg = report["config"]
+    out = [f"# petl bench: {report['name']}", ""]
+    if cfg.get("description"):
+        out += [cfg["description"].strip(), ""]
+    out += [
+        f"- Command: `{report['command']}`",
+        f"- Cells finished: {report['cells_finished']} of {report['cells_total']}"
+        + (f" ({len(report['failed'])} failed)" if report["failed"] else ""),
+        f"- Sum of cell wall times: {report['total_wall_time_s']:.0f} s; "
+        f"{cfg.get('workers', 1)} worker(s) x {cfg.get('num_threads', 1)} torch thread(s)",
+        f"- Model: `{cfg.get('model', {}).get('path', 'minilm')}`; seeds {report['seeds']}",
+        f"- Machine: {env.get('platform')}, {env.get('cpu_count')} CPUs; "
+        + ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items() if v),
+        f"- Rendered: {report['rendered_at']}",
+        "",
+    ]
+    if stream:
+        out += [f"## Stream ({stream['scenario']}-incremental, {len(names)} tasks)", ""]
+        out += [
+            _md_table(
+                ["", "task", "labels", "train", "test"],
+                [
+                    [s, t["name"], ", ".join(t["labels"]), str(t["train"]), str(t["test"])]
+                    for s, t in zip(short, stream["tasks"], strict=True)
+                ],
+            ),
+            "",
+        ]
+    if not rows:
+        return "\n".join([*out, "No cell has finished yet."])
+    head, body = table_rows(rows)
+    out += [
+        "## Results",
+        "",
+        "avg acc: mean accuracy over all tasks after the last one; forgetting: best earlier "
+        "accuracy minus final, averaged over all but the last task; BWT: final minus "
+        "just-trained accuracy; diagonal: mean accuracy on each task right after training "
+        "it (plasticity); trainable: parameters the optimizer updates at the end; time: "
+        "wall time of the cell; peak MB: peak resident memory of the cell. "
+        "See docs/metrics.md.",
+        "",
+        _md_table(
+            ["run", "method", "strategies", *head[1:]],
+            [
+                [b[0], r["method"], "+".join(r["strategies"]), *b[1:]]
+                for r, b in zip(rows, body, strict=True)
+            ],
+        ),
+        "",
+    ]
+    out += [
+        "## Accuracy right after each task (diagonal)",
+        "",
+        _md_table(
+            ["run", *short], [[r["name"], *(f"{v:.3f}" for v in r["diagonal"])] for r in rows]
+        ),
+        "",
+        "## Final accuracy on each task",
+        "",
+        _md_table(["run", *short], [[r["name"], *(f"{v:.3f}" for v in r["final"])] for r in rows]),
+        "",
+    ]
+    out += ["## Plots", ""]
+    for key, title in (
+        ("accuracy_matrices", "Accuracy matrices"),
+        ("task_accuracy", "Accuracy of each task over the stream"),
+        ("forgetting_vs_params", "Forgetting against trainable parameters"),
+    ):
+        if key in report["plots"]:
+            out += [f"![{title}](plots/{PLOTS[key]})", ""]
+    out += [
+        "## Accuracy matrices",
+        "",
+        "Row `after Ti` = evaluation after training task i; column Tj = task j; "
+        "`before` = before any training"
+        + (" (mean over seeds)." if len(report["seeds"]) > 1 else "."),
+        "",
+    ]
+    for r in rows:
+        body = [["before", *(f"{v:.3f}" for v in r["initial"])]]
+        body += [
+            [f"after {s}", *(f"{v:.3f}" for v in row)]
+            for s, row in zip(short, r["accuracy"], strict=True)
+        ]
+        out += [f"### {r['name']}", "", _md_table(["", *short], body), ""]
+    if report["failed"]:
+        out += (
+            ["## Failed cells", ""]
+            + [f"- {f['run']} seed {f['seed']}: {f['error']}" for f in report["failed"]]
+            + [""]
+        )
+    return "\n".join(out)
+
+
+def plots(report: dict[str, Any], folder: str) -> dict[str, str]:
+    """Writes the PNG plots; returns {plot name: file path}."""
+    rows = report["runs"]
+    if not rows:
+        return {}
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    os.makedirs(folder, exist_ok=True)
+    T = len(rows[0]["accuracy"])
+    short = [f"T{i + 1}" for i in range(T)]
+    names = [t["name"] for t in report["stream"]["tasks"]] if report.get("stream") else short
+    legend = "   ".join(f"{s} = {n}" for s, n in zip(short, names, strict=True))
+    paths = {}
+    ncols = min(4, len(rows))
+    nrows = (len(rows) + ncols - 1) // ncols
+
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.0 * nrows + 0.6), squeeze=False)
+    for ax, r in zip(axes.flat, rows, strict=False):
+        m = np.array(r["accuracy"])
+        ax.imshow(m, vmin=0, vmax=1, cmap="viridis")
+        for i in range(T):
+            for j in range(T):
+                ax.text(
+                    j,
+                    i,
+                    f"{m[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if m[i, j] < 0.6 else "black",
+                )
+        ax.set_xticks(range(T), short, fontsize=7)
+        ax.set_yticks(range(T), [f"after {s}" for s in short], fontsize=7)
+        ax.set_title(r["name"], fontsize=9)
+    for ax in list(axes.flat)[len(rows) :]:
+        ax.axis("off")
+    fig.suptitle(
+        f"Accuracy matrices (row: after training task i; column: task j)\n{legend}", fontsize=8
+    )
+    fig.tight_layout()
+    paths["accuracy_matrices"] = os.path.join(folder, PLOTS["accuracy_matrices"])
+    fig.savefig(paths["accuracy_matrices"], dpi=110)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(3.2 * ncols, 2.8 * nrows + 0.8), squeeze=False, sharey=True
+    )
+    for ax, r in zip(axes.flat, rows, strict=False):
+        m = np.array(r["accuracy"])
+        for j in range(T):
+            ax.plot(range(j + 1, T + 1), m[j:, j], marker="o", markersize=3, label=short[j])
+        ax.set_xticks(range(1, T + 1), short, fontsize=7)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(r["name"], fontsize=9)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(rows) :]:
+        ax.axis("off")
+    axes.flat[0].set_ylabel("accuracy")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=T, fontsize=7)
+    fig.suptitle(f"Accuracy of each task after training tasks 1..T\n{legend}", fontsize=8)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    paths["task_accuracy"] = os.path.join(folder, PLOTS["task_accuracy"])
+    fig.savefig(paths["task_accuracy"], dpi=110)
+    plt.close(fig)
+
+    usable = [r for r in rows if r["trainable_params"] and r["forgetting"] is not None]
+    if usable:
+        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        x = [r["trainable_params"] for r in usable]
+        y = [r["forgetting"] for r in usable]
+        err = [r["forgetting_std"] or 0.0 for r in usable]
+        acc = [r["average_accuracy"] for r in usable]
+        ax.errorbar(x, y, yerr=err, fmt="none", ecolor="gray", alpha=0.6)
+        points = ax.scatter(x, y, c=acc, cmap="viridis", vmin=0, vmax=1, s=50, zorder=3)
+        point_names: dict[tuple[float, float], list[str]] = {}
+        for r, xi, yi in zip(usable, x, y, strict=True):  # one label per point, point_names joined
+            point_names.setdefault((xi, round(yi, 3)), []).append(r["name"])
+        for (xi, yi), group in point_names.items():
+            ax.annotate(
+                ", ".join(group), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7
+            )
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: _count(int(v))))
+        ax.set_xlabel("trainable parameters (log scale)")
+        ax.set_ylabel("average forgetting (lower is better)")
+        ax.grid(alpha=0.3)
+        fig.colorbar(points, ax=ax, label="final average accuracy")
+        ax.set_title("Forgetting against trainable parameters", fontsize=9)
+        fig.tight_layout()
+        paths["forgetting_vs_params"] = os.path.join(folder, PLOTS["forgetting_vs_params"])
+        fig.savefig(paths["forgetting_vs_params"], dpi=110)
+        plt.close(fig)
+    return paths
+
+
+def build_report(out: str) -> dict[str, Any]:
+    """The report dict of an output folder (what results.json holds)."""
+    saved, cells, failed = load_cells(out)
+    config = saved["config"]
+    rows = aggregate(cells)
+    seeds = sorted({c["seed"] for c in cells})
+    stream = cells[0]["results"]["info"].get("stream") if cells else None
+    env = cells[-1]["environment"] if cells else environment(config.get("num_threads", 1))
+    return {
+        "name": config.get("name", "bench"),
+        "command": saved.get("command", "petl bench"),
+        "config": config,
+        "environment": env,
+        "stream": stream,
+        "seeds": seeds,
+        "cells_total": len(saved.get("cells", [])),
+        "cells_finished": len(cells),
+        "total_wall_time_s": float(
+            sum(c["results"]["info"].get("wall_time_s", 0.0) for c in cells)
+        ),
+        "rendered_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "runs": rows,
+        "failed": failed,
+        "plots": {},
+        "cells": [
+            {
+                "key": c["key"],
+                "run": c["run"],
+                "seed": c["seed"],
+                "results": c["results"],
+                "environment": c["environment"],
+            }
+            for c in cells
+        ],
+    }
+
+
+def write_report(out: str) -> dict[str, Any]:
+    """Renders results.json, report.md and plots/*.png of an output folder."""
+    report = build_report(out)
+    paths = plots(report, os.path.join(out, "plots"))
+    report["plots"] = {k: os.path.relpath(v, out) for k, v in paths.items()}
+    with open(os.path.join(out, "results.json.tmp"), "w") as f:
+        json.dump(report, f, indent=2)
+    os.replace(os.path.join(out, "results.json.tmp"), os.path.join(out, "results.json"))
+    with open(os.path.join(out, "report.md"), "w") as f:
+        f.write(markdown(report) + "\n")
+    return report

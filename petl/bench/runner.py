@@ -1,0 +1,303 @@
+"""Runs a benchmark: every cell (run x seed) of a config, each one resumable, each result
+written to disk as soon as it exists.
+
+Layout of an output folder:
+
+    config.json                 the validated config (echo), the command, the cell keys
+    cells/<key>.json            one finished cell: run, seed, Results.to_dict(), environment
+    cells/<key>.failed.json     a cell that raised a petl error (retried by --resume)
+    checkpoints/<key>/          the engine's checkpoint of an unfinished cell
+    results.json, report.md, plots/*.png     written by petl.bench.report
+
+`--resume DIR` reads config.json, skips every cell that has its JSON, and continues a
+half-trained cell from its checkpoint (petl.Learner's own resume)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from petl.bench.config import BenchConfig, Cell, validate
+from petl.errors import ConfigError, PetlError
+
+CONFIG_FILE = "config.json"
+CELLS = "cells"
+CHECKPOINTS = "checkpoints"
+
+
+def cell_path(out: str, cell: Cell, suffix: str = ".json") -> str:
+    return os.path.join(out, CELLS, cell.key + suffix)
+
+
+def load_saved_config(out: str) -> BenchConfig:
+    """The config a benchmark folder was started with."""
+    path = os.path.join(out, CONFIG_FILE)
+    if not os.path.exists(path):
+        raise ConfigError(f"{out!r} holds no {CONFIG_FILE}: it is not a petl bench output folder.")
+    with open(path) as f:
+        return validate(json.load(f)["config"])
+
+
+def _comparable(raw: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in raw.items() if k not in ("output_dir", "workers", "keep_checkpoints")}
+
+
+def prepare(config: BenchConfig, out: str, resume: bool, overwrite: bool = False) -> bool:
+    """Creates (or checks) the output folder; returns True when it continues an earlier run."""
+    path = os.path.join(out, CONFIG_FILE)
+    if os.path.exists(path) and overwrite:
+        shutil.rmtree(out)
+    if os.path.exists(path):
+        with open(path) as f:
+            saved = json.load(f)["config"]
+        if _comparable(saved) != _comparable(config.raw):
+            raise ConfigError(
+                f"{out!r} already holds a benchmark of another configuration. Continue it "
+                f"with `petl bench --resume {out}`, write elsewhere with --output, or pass "
+                "--overwrite to replace it."
+            )
+        return True
+    if resume:
+        raise ConfigError(f"Nothing to resume in {out!r}: it holds no {CONFIG_FILE}.")
+    os.makedirs(os.path.join(out, CELLS), exist_ok=True)
+    record = {
+        "config": config.raw,
+        "command": " ".join(["petl", *sys.argv[1:]]),
+        "cells": [c.key for c in config.cells()],
+    }
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(record, f, indent=2)
+    os.replace(tmp, path)
+    return False
+
+
+def quiet_libraries() -> None:
+    """Silences load reports, download bars and deprecation chatter of transformers."""
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*")
+    try:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def reset_peak_rss() -> bool:
+    """Resets the kernel's peak-RSS mark of this process (Linux); False where unsupported."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process since the last reset (VmHWM), in MiB."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def build_strategies(cell: Cell) -> list[Any]:
+    from petl.bench.config import strategy_options
+    from petl.strategies import STRATEGIES
+
+    out = []
+    for name, options in cell.run.strategies:
+        options = dict(options)
+        if "seed" in strategy_options(name):
+            options.setdefault("seed", cell.seed)
+        out.append(STRATEGIES[name](**options))
+    return out
+
+
+def run_cell(
+    config: BenchConfig, cell: Cell, stream: Any, out: str, progress: bool = True
+) -> dict[str, Any]:
+    """Trains one cell (resuming its checkpoint if any) and writes cells/<key>.json."""
+    import torch
+
+    from petl.bench.data import resolve_model
+    from petl.bench.report import environment
+    from petl.training.learner import Learner
+
+    quiet_libraries()
+    torch.set_num_threads(config.num_threads)
+    measured = reset_peak_rss()
+    ckpt_dir = os.path.join(out, CHECKPOINTS, cell.key)
+    learner = Learner(
+        resolve_model(config.model),
+        method=cell.run.method,
+        method_options=cell.run.method_options,
+        strategies=build_strategies(cell),
+        config=config.train_config(cell.run, cell.seed, progress),
+    )
+    results = learner.fit(stream, checkpoint_dir=ckpt_dir)
+    if measured:
+        results.info["peak_rss_mb"] = peak_rss_mb()
+    results.info["peak_rss_scope"] = "cell" if measured else "process"
+    record = {
+        "key": cell.key,
+        "run": {
+            "name": cell.run.name,
+            "method": cell.run.method,
+            "method_options": cell.run.method_options,
+            "strategies": [[n, o] for n, o in cell.run.strategies],
+            "train": cell.run.train,
+        },
+        "seed": cell.seed,
+        "results": results.to_dict(),
+        "environment": environment(config.num_threads),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    _write_json(cell_path(out, cell), record)
+    if not config.keep_checkpoints:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+    return record
+
+
+def _write_json(path: str, data: Any) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2)
+    os.replace(tmp, path)
+
+
+def _cost(cell: Cell) -> float:
+    """Rough relative cost, to start the longest cells first when several workers run."""
+    cost = 5.0 if cell.run.method is None else 1.0
+    names = [n for n, _ in cell.run.strategies]
+    return cost * (2.5 if "joint" in names else 1.3 if "replay" in names else 1.0)
+
+
+def _worker_init(num_threads: int) -> None:
+    import torch
+
+    quiet_libraries()
+    torch.set_num_threads(num_threads)
+
+
+def _describe(record: dict[str, Any]) -> str:
+    s = record["results"]["summary"]
+    info = record["results"]["info"]
+    return (
+        f"{record['run']['name']} seed {record['seed']}: acc {s['average_accuracy']:.3f}, "
+        f"forgetting {s['forgetting']:.3f}, diagonal {s['plasticity']:.3f} "
+        f"({info['wall_time_s']:.0f} s)"
+    )
+
+
+def run(
+    config: BenchConfig,
+    out: str | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Runs every unfinished cell of `config` and writes the report.
+
+    Returns:
+        The report dict of petl.bench.report.write_report (also in <out>/results.json),
+        with "failed": the cells that raised a petl error.
+    """
+    from tqdm.auto import tqdm
+
+    from petl.bench.data import build_stream
+    from petl.bench.report import write_report
+
+    out = out or config.output_dir
+    say = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
+    quiet_libraries()
+    continuing = prepare(config, out, resume, overwrite)
+    stream = build_stream(config.stream)  # bad data fails here, before any training
+    cells = config.cells()
+    pending = [c for c in cells if not os.path.exists(cell_path(out, c))]
+    for c in pending:  # a failed cell is retried
+        if os.path.exists(cell_path(out, c, ".failed.json")):
+            os.remove(cell_path(out, c, ".failed.json"))
+    workers = min(config.workers, max(len(pending), 1))
+    say(
+        f"petl bench {config.name!r}: {len(cells)} cells ({len(config.runs)} runs x "
+        f"{len(config.seeds)} seeds) on {len(stream)} tasks "
+        f"{'[' + ', '.join(stream.names) + ']'}; {workers} worker(s) x {config.num_threads} "
+        f"torch thread(s); output {out}"
+        + (f"; continuing, {len(cells) - len(pending)} cell(s) already done" if continuing else "")
+    )
+    failures: list[dict[str, Any]] = []
+    bar = tqdm(
+        total=len(cells),
+        initial=len(cells) - len(pending),
+        desc="bench",
+        unit="cell",
+        disable=not progress,
+        position=0,
+        file=sys.stderr,
+    )
+
+    def failed(cell: Cell, err: BaseException) -> None:
+        info = {
+            "key": cell.key,
+            "run": cell.run.name,
+            "seed": cell.seed,
+            "error": f"{type(err).__name__}: {err}",
+        }
+        _write_json(cell_path(out, cell, ".failed.json"), info)
+        failures.append(info)
+        say(f"FAILED {cell.run.name} seed {cell.seed}: {info['error']}")
+
+    start = time.perf_counter()
+    if workers <= 1:
+        for cell in pending:
+            bar.set_postfix_str(f"{cell.run.name} seed {cell.seed}")
+            try:
+                record = run_cell(config, cell, stream, out, progress)
+                say(_describe(record))
+            except PetlError as err:
+                failed(cell, err)
+            bar.update(1)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        ordered = sorted(pending, key=_cost, reverse=True)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_worker_init, initargs=(config.num_threads,)
+        ) as pool:
+            futures = {pool.submit(run_cell, config, c, stream, out, False): c for c in ordered}
+            for future in as_completed(futures):
+                cell = futures[future]
+                try:
+                    say(_describe(future.result()))
+                except PetlError as err:
+                    failed(cell, err)
+                bar.update(1)
+    bar.close()
+    with contextlib.suppress(OSError):  # removed only when no unfinished cell is left
+        os.rmdir(os.path.join(out, CHECKPOINTS))
+    report = write_report(out)
+    report["failed"] = failures
+    report["elapsed_s"] = time.perf_counter() - start
+    return report

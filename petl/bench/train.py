@@ -1,0 +1,187 @@
+"""`petl train`: one PEFT method on one dataset, saved as an ordinary adapter folder.
+
+Training goes through petl.Learner (one task, so no continual-learning strategy is
+involved). The trained adapter and task head are then copied onto a fresh
+`AutoModelForSequenceClassification` with the task's labels and saved with `petl.save`
+(the peft/petl adapter layout plus petl_meta.json), or with `save_pretrained` for full
+fine-tuning. Reload it with:
+
+    base = AutoModelForSequenceClassification.from_pretrained(BASE, num_labels=N)
+    model = petl.load(base, OUTPUT)          # adapters; a full fine-tune loads directly
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from petl.errors import ConfigError
+from petl.heads import FINAL_LAYERS
+from petl.stream import Stream
+
+TRAIN_INFO = "petl_train.json"
+
+
+def one_task_stream(
+    data: str,
+    task: str | None,
+    max_train: int | None,
+    max_test: int | None,
+    seed: int,
+    classes: list[str] | None = None,
+) -> Stream:
+    """A one-task stream from `data`: "bbc" or "tweets" (offline packages), a folder in the
+    cl_benchmark layout (with `task`), or a json/jsonl/csv/parquet file."""
+    from petl.bench.data import BBC_TOPICS, TWEET_LABELS, offline_stream
+
+    if data in ("bbc", "tweets"):
+        default = list(BBC_TOPICS) if data == "bbc" else [f"tweet {s}" for s in TWEET_LABELS]
+        spec = [{"name": task or data, "classes": classes or default}]
+        return offline_stream(spec, "class", max_train or 400, max_test or 200, seed=seed)
+    if os.path.isdir(data):
+        if not task:
+            tasks = sorted(d for d in os.listdir(data) if os.path.isdir(os.path.join(data, d)))
+            raise ConfigError(
+                f"--task is needed with a data folder; tasks in {data}: {', '.join(tasks)}."
+            )
+        return Stream.from_dir(data, [task], max_train=max_train, max_test=max_test, seed=seed)
+    if os.path.isfile(data):
+        return Stream.from_files(
+            {task or os.path.splitext(os.path.basename(data))[0]: data},
+            max_train=max_train,
+            max_test=max_test,
+            seed=seed,
+        )
+    raise ConfigError(
+        f"--data {data!r} is not 'bbc', 'tweets', a folder (cl_benchmark layout) or a data file."
+    )
+
+
+def final_layer_path(model: nn.Module) -> str:
+    """Path of the last linear layer of a transformers classifier (as petl.heads finds it)."""
+    for path in FINAL_LAYERS:
+        try:
+            layer = model.get_submodule(path)
+        except AttributeError:
+            continue
+        if isinstance(layer, nn.Linear):
+            return path
+    raise ConfigError(
+        f"{type(model).__name__} has no classification layer ({', '.join(FINAL_LAYERS)})."
+    )
+
+
+def export(learner: Any, model_path: str, output: str) -> nn.Module:
+    """Copies the learner's trained weights and head onto a fresh classifier and saves it."""
+    from transformers import AutoModelForSequenceClassification
+
+    from petl.api import apply, save
+
+    labels = learner.stream.tasks[0].labels
+    fresh = AutoModelForSequenceClassification.from_pretrained(
+        model_path,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+    )
+    final = final_layer_path(fresh)
+    if learner.method is not None:
+        fresh = apply(fresh, learner.method, **learner.method_options)
+    trained = dict(learner.model.backbone.named_parameters())
+    head_w, head_b = learner.model.heads.weights[0], learner.model.heads.biases[0]
+    with torch.no_grad():
+        for name, param in fresh.named_parameters():
+            module, _, kind = name.rpartition(".")
+            is_head = param.requires_grad and (
+                module.endswith(final) or module.endswith(f"{final}.modules_to_save.default")
+            )
+            if is_head:
+                param.copy_(head_w if kind == "weight" else head_b)
+            elif name in trained and trained[name].shape == param.shape:
+                param.copy_(trained[name])
+    os.makedirs(output, exist_ok=True)
+    if learner.method is None:
+        fresh.save_pretrained(output)
+    else:
+        save(fresh, output)
+    learner.tokenizer.save_pretrained(output)
+    return fresh
+
+
+@torch.no_grad()
+def exported_accuracy(model: nn.Module, learner: Any) -> float:
+    """Test accuracy of the exported model, computed with its own forward."""
+    from petl.training.data import iter_batches
+
+    model.eval()
+    rows = learner.rows(0, "test")
+    correct = 0
+    for batch in iter_batches(rows, 64, learner.pad_id, torch.device("cpu")):
+        inputs = {
+            k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")
+        }
+        correct += int((model(**inputs).logits.argmax(-1) == batch["labels"]).sum())
+    return correct / max(len(rows), 1)
+
+
+def train(
+    data: str,
+    output: str,
+    model: str = "minilm",
+    task: str | None = None,
+    method: str | None = "lora",
+    method_options: dict[str, Any] | None = None,
+    train_options: dict[str, Any] | None = None,
+    max_train: int | None = None,
+    max_test: int | None = None,
+    progress: bool = True,
+    classes: list[str] | None = None,
+) -> dict[str, Any]:
+    """Trains `method` on one dataset and saves the adapter in `output`; returns what it
+    measured (also written to output/petl_train.json)."""
+    from petl.bench.data import resolve_model
+    from petl.bench.runner import quiet_libraries
+    from petl.training.config import TrainConfig
+    from petl.training.learner import Learner
+
+    quiet_libraries()
+    options = {
+        "epochs": 2,
+        "lr": 2e-3 if method else 1e-4,
+        "max_length": 64,
+        **(train_options or {}),
+    }
+    config = TrainConfig.from_dict({**options, "progress": progress})
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    stream = one_task_stream(data, task, max_train, max_test, config.seed, classes)
+    path = resolve_model(model)
+    learner = Learner(path, method=method, method_options=method_options or {}, config=config)
+    results = learner.fit(stream)
+    exported = export(learner, path, output)
+    accuracy = exported_accuracy(exported, learner)
+    info = {
+        "model": model,
+        "model_path": path,
+        "method": method,
+        "method_options": method_options or {},
+        "task": stream.tasks[0].name,
+        "labels": stream.tasks[0].labels,
+        "train_examples": len(stream.tasks[0].train),
+        "test_examples": len(stream.tasks[0].test),
+        "train_config": config.to_dict(),
+        "test_accuracy": float(results.accuracy[-1, 0]),
+        "exported_test_accuracy": accuracy,
+        "trainable_params": results.info["trainable_params"],
+        "wall_time_s": results.info["wall_time_s"],
+    }
+    if not np.isclose(accuracy, info["test_accuracy"], atol=0.02):
+        info["warning"] = "the exported model scores differently from the trained one"
+    with open(os.path.join(output, TRAIN_INFO), "w") as f:
+        json.dump(info, f, indent=2)
+    return info

@@ -1,0 +1,275 @@
+"""The `petl` command line.
+
+    petl bench                          the offline default benchmark (petl/configs/default.toml)
+    petl bench CONFIG.toml|.yaml|NAME   a configured benchmark (NAME: a shipped config)
+    petl bench --resume DIR             continue an interrupted benchmark
+    petl train --data bbc --output DIR  one method on one dataset, adapter saved in DIR
+    petl report DIR                     re-render DIR's report (JSON, Markdown, plots)
+
+Errors in a config or an argument end the command at once with a message that names the
+offending key and the valid choices (exit status 2)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="petl", description="Parameter-efficient continual learning: benchmarks and training."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{bench,train,report}")
+
+    bench = sub.add_parser(
+        "bench",
+        help="run a benchmark (no argument: the offline default)",
+        description="Run a grid of methods x strategies x seeds over a task "
+        "stream and write a report folder.",
+    )
+    bench.add_argument(
+        "config", nargs="?", help="a .toml/.yaml config or a shipped config name (default: default)"
+    )
+    bench.add_argument("--resume", metavar="DIR", help="continue the benchmark in DIR")
+    bench.add_argument(
+        "--output",
+        "-o",
+        metavar="DIR",
+        help="report folder (default: the config's output_dir, reports/<name>)",
+    )
+    bench.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set stream.data_dir=/data "
+        "--set seeds=[0,1,2] (repeatable)",
+    )
+    bench.add_argument("--workers", type=int, help="cells trained at once (processes)")
+    bench.add_argument("--threads", type=int, help="torch threads per worker")
+    bench.add_argument("--overwrite", action="store_true", help="replace an existing report folder")
+    bench.add_argument(
+        "--dry-run", action="store_true", help="validate the config, list the cells, stop"
+    )
+    bench.add_argument("--list", action="store_true", help="list the shipped configs and stop")
+    bench.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    train = sub.add_parser(
+        "train",
+        help="train one method on one dataset and save the adapter",
+        description="Train one PEFT method (or full fine-tuning) on one "
+        "dataset and save the adapter with petl.save.",
+    )
+    train.add_argument(
+        "--data",
+        required=True,
+        help="'bbc' or 'tweets' (offline packages), a "
+        "folder in the cl_benchmark layout (with --task), or a json/jsonl/csv/parquet file",
+    )
+    train.add_argument("--task", help="task folder inside --data (or a name for the task)")
+    train.add_argument("--classes", nargs="+", help="with --data bbc/tweets: the classes to use")
+    train.add_argument(
+        "--output", "-o", required=True, metavar="DIR", help="where the adapter goes"
+    )
+    train.add_argument(
+        "--model", default="minilm", help="'minilm' (default), a local folder or a hub name"
+    )
+    train.add_argument(
+        "--method", default="lora", help="a PEFT method or 'none' (full fine-tuning)"
+    )
+    train.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a method option, e.g. --option r=16 (repeatable)",
+    )
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--lr", type=float)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--max-length", type=int)
+    train.add_argument("--max-train", type=int, help="training examples (subsampled)")
+    train.add_argument("--max-test", type=int, help="test examples (subsampled)")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--threads", type=int, help="torch CPU threads")
+    train.add_argument("--no-progress", action="store_true")
+
+    report = sub.add_parser("report", help="re-render the report of a benchmark folder")
+    report.add_argument("dir", help="a folder written by petl bench")
+    return parser
+
+
+def _value(text: str) -> Any:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _pairs(items: list[str], flag: str) -> dict[str, Any]:
+    from petl.errors import ConfigError
+
+    out = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{flag} needs KEY=VALUE, got {item!r}.")
+        out[key.strip()] = _value(text)
+    return out
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from petl.bench import config as bench_config
+    from petl.bench import runner
+    from petl.bench.report import format_table
+
+    if args.list:
+        for name in bench_config.shipped_configs():
+            raw = bench_config.read_file(bench_config.resolve_path(name))
+            print(
+                f"{name:28s} {raw.get('description', '').strip().splitlines()[0] if raw.get('description') else ''}"
+            )
+        return 0
+    overrides = list(args.overrides)
+    if args.workers is not None:
+        overrides.append(f"workers={args.workers}")
+    if args.threads is not None:
+        overrides.append(f"num_threads={args.threads}")
+    if args.resume:
+        if args.config:
+            raise bench_config.ConfigError("Pass either a config or --resume DIR, not both.")
+        saved = runner.load_saved_config(args.resume)
+        config = bench_config.validate(bench_config.apply_overrides(saved.raw, overrides))
+        out = args.resume
+    else:
+        config = bench_config.load(args.config, overrides)
+        out = args.output or config.output_dir
+    if args.dry_run:
+        print(f"{config.name}: {len(config.cells())} cells -> {out}")
+        for cell in config.cells():
+            print(
+                f"  {cell.key:36s} {cell.run.label}  train={config.train_config(cell.run, cell.seed).to_dict()}"
+            )
+        return 0
+    start = time.perf_counter()
+    try:
+        report = runner.run(
+            config,
+            out,
+            resume=bool(args.resume),
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"\npetl bench: interrupted; finished cells are kept. Continue with: "
+            f"petl bench --resume {out}",
+            file=sys.stderr,
+        )
+        return 130
+    elapsed = time.perf_counter() - start
+    print()
+    print(
+        f"petl bench {config.name!r}: {report['cells_finished']}/{report['cells_total']} cells, "
+        f"{elapsed:.0f} s this invocation; stream {report['stream']['scenario'] if report['stream'] else '?'}-"
+        f"incremental, {len(report['stream']['tasks']) if report['stream'] else 0} tasks"
+    )
+    print(format_table(report["runs"]))
+    print(f"\nReport: {out}/report.md (results.json, plots/*.png)")
+    if report["failed"]:
+        print(f"{len(report['failed'])} cell(s) failed; see {out}/report.md", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from petl.bench.config import method_key
+    from petl.bench.train import train
+
+    method = method_key(args.method)
+    train_options = {
+        k: v
+        for k, v in {
+            "epochs": args.epochs,
+            "lr": args.lr,
+            "batch_size": args.batch_size,
+            "max_length": args.max_length,
+            "seed": args.seed,
+            "num_threads": args.threads,
+        }.items()
+        if v is not None
+    }
+    info = train(
+        args.data,
+        args.output,
+        model=args.model,
+        task=args.task,
+        method=method,
+        method_options=_pairs(args.option, "--option"),
+        train_options=train_options,
+        max_train=args.max_train,
+        max_test=args.max_test,
+        progress=not args.no_progress,
+        classes=args.classes,
+    )
+    print(
+        json.dumps(
+            {
+                k: info[k]
+                for k in (
+                    "task",
+                    "labels",
+                    "method",
+                    "test_accuracy",
+                    "exported_test_accuracy",
+                    "trainable_params",
+                    "wall_time_s",
+                )
+            },
+            indent=2,
+        )
+    )
+    print(f"Adapter saved in {args.output}")
+    if "warning" in info:
+        print(f"warning: {info['warning']}", file=sys.stderr)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from petl.bench.report import format_table, write_report
+
+    report = write_report(args.dir)
+    print(format_table(report["runs"]))
+    print(
+        f"\nReport: {args.dir}/report.md ({report['cells_finished']}/{report['cells_total']} cells)"
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `petl` command; returns the exit status."""
+    from petl.errors import PetlError
+
+    args = _parser().parse_args(argv)
+    handler = {"bench": cmd_bench, "train": cmd_train, "report": cmd_report}[args.command]
+    try:
+        return handler(args)
+    except PetlError as err:
+        print(f"petl {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\npetl {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
