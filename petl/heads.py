@@ -36,12 +36,14 @@ class TaskHeads(nn.Module):
             self.biases.append(nn.Parameter(torch.zeros(size), requires_grad=False))
         self.active = 0
 
-    def activate(self, task_index: int) -> None:
-        """Makes blocks 0..task_index live and trainable."""
+    def activate(self, task_index: int, freeze_old: bool = False) -> None:
+        """Makes blocks 0..task_index live and trainable; with `freeze_old`, only the block
+        of `task_index` trains (earlier blocks still score, frozen)."""
         self.active = task_index + 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            w.requires_grad_(i <= task_index)
-            b.requires_grad_(i <= task_index)
+            trainable = i == task_index if freeze_old else i <= task_index
+            w.requires_grad_(trainable)
+            b.requires_grad_(trainable)
 
     def block(self, features: torch.Tensor, index: int) -> torch.Tensor:
         w, b = self.weights[index], self.biases[index]
@@ -57,7 +59,7 @@ class TaskHeads(nn.Module):
         out = features.new_full((*features.shape[:-1], width), float("-inf"), dtype=self.weights[0].dtype)
         for t in task_ids.unique().tolist():
             rows = task_ids == t
-            out[rows, : self.block_sizes[t]] = self.block(features[rows], t)
+            out[rows, ..., : self.block_sizes[t]] = self.block(features[rows], t)  # per token too
         return out
 
     def columns(self, blocks: range) -> list[int]:

@@ -7,6 +7,13 @@ Scenarios:
     class:  class-incremental. One label space grows with every task (labels seen before
             are reused, not duplicated); no task id at test time.
     domain: domain-incremental. Every task shares one label set; no task id at test time.
+
+Families (what a task asks for; see petl.families and docs/task-families.md):
+    classification: one label per text (`Example`); the default.
+    tokens:         one BIO tag per word (`TokenExample`); a task's labels are its tags,
+                    "O" plus B-/I- of each entity type it annotates.
+    generation:     instruction + input -> answer text (`Example` whose label is the answer;
+                    `Task.instruction` is prepended); a task's labels are its possible answers.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import numpy as np
 from petl.errors import DataError, unknown_choice
 
 SCENARIOS = ("task", "class", "domain")
+FAMILIES = ("classification", "tokens", "generation")
 TEXT_KEYS = ("text", "sentence", "content", "review", "document")
 PAIR_KEYS = ("text_pair", "sentence2", "hypothesis")
 
@@ -36,15 +44,32 @@ class Example:
     text_pair: str | None = None
 
 
+@dataclass(frozen=True)
+class TokenExample:
+    """One sentence for token classification: its words and one BIO tag per word."""
+
+    tokens: tuple[str, ...]
+    tags: tuple[str, ...]
+
+
 @dataclass
 class Task:
-    """One task of a stream: its name, label names, and train/validation/test examples."""
+    """One task of a stream: its name, label names, and train/validation/test examples.
+
+    Examples are `Example`s (classification, generation) or `TokenExample`s (tokens). For
+    generation, `instruction` is the text put before every input of the task."""
 
     name: str
     labels: list[str]
-    train: list[Example]
-    test: list[Example]
-    val: list[Example] = field(default_factory=list)
+    train: list[Any]
+    test: list[Any]
+    val: list[Any] = field(default_factory=list)
+    instruction: str = ""
+
+
+def example_labels(example: Any) -> tuple[str, ...]:
+    """The label names an example uses: its label, or its tags."""
+    return tuple(example.tags) if isinstance(example, TokenExample) else (example.label,)
 
 
 def _stable_rng(*keys: object) -> np.random.Generator:
@@ -74,13 +99,17 @@ class Stream:
     `from_hub`; all take `max_train`, `max_test`, `val_fraction` and `seed`.
     """
 
-    def __init__(self, tasks: Sequence[Task], scenario: str = "class") -> None:
+    def __init__(self, tasks: Sequence[Task], scenario: str = "class",
+                 family: str = "classification") -> None:
         if scenario not in SCENARIOS:
             raise unknown_choice("scenario", scenario, SCENARIOS)
+        if family not in FAMILIES:
+            raise unknown_choice("task family", family, FAMILIES)
         if not tasks:
             raise DataError("A stream needs at least one task.")
         self.tasks = list(tasks)
         self.scenario = scenario
+        self.family = family
         self._validate()
 
     def _validate(self) -> None:
@@ -93,7 +122,7 @@ class Stream:
                 raise DataError(f"Task {task.name!r} has no {side} examples.")
             known = set(task.labels)
             for split in (task.train, task.val, task.test):
-                bad = {ex.label for ex in split} - known
+                bad = {label for ex in split for label in example_labels(ex)} - known
                 if bad:
                     raise DataError(
                         f"Task {task.name!r} has label(s) {sorted(bad)[:5]} outside its label set "
@@ -140,6 +169,7 @@ class Stream:
     def describe(self) -> dict[str, Any]:
         return {
             "scenario": self.scenario,
+            "family": self.family,
             "tasks": [{"name": t.name, "labels": t.labels, "train": len(t.train),
                        "val": len(t.val), "test": len(t.test)} for t in self.tasks],
         }
@@ -148,28 +178,52 @@ class Stream:
     @classmethod
     def from_records(cls, tasks: Mapping[str, Mapping[str, Any]], scenario: str = "class",
                      max_train: int | None = None, max_test: int | None = None,
-                     val_fraction: float = 0.1, seed: int = 0) -> Stream:
+                     val_fraction: float = 0.1, seed: int = 0,
+                     family: str = "classification") -> Stream:
         """Builds a stream from `{task_name: {"train": [...], "test": [...], "labels": [...]}}`.
 
         Records are dicts with a text field ('text' or 'sentence'), 'label', and optionally a
         second text ('text_pair'). A missing 'test' (or 'train') side is split off the other
         one deterministically; 'val' is carved from train when absent; 'labels' defaults to
         the sorted label names found.
+
+        Other families: "generation" records may also use 'input'/'output' (and a per-record
+        'instruction'), and a task may carry an 'instruction'; "tokens" records are
+        `{"tokens": [...], "tags": [...]}` and a task may list the entity 'types' it
+        annotates (other types' tags become "O"). See docs/task-families.md.
         """
+        if family not in FAMILIES:
+            raise unknown_choice("task family", family, FAMILIES)
         built = []
         for name, spec in tasks.items():
-            splits = {k: [to_example(r, f"task {name!r} {k}[{i}]") for i, r in enumerate(spec.get(k) or [])]
-                      for k in ("train", "val", "test")}
+            if family == "tokens":
+                from petl.families.tokens import token_splits
+
+                splits, labels = token_splits(name, spec)
+            else:
+                convert = to_example
+                if family == "generation":
+                    from petl.families.generation import instruction_example as convert
+                splits = {k: [convert(r, f"task {name!r} {k}[{i}]") for i, r in enumerate(spec.get(k) or [])]
+                          for k in ("train", "val", "test")}
+                labels = list(spec.get("labels") or sorted({e.label for s in splits.values() for e in s}))
             if not splits["train"] and not splits["test"]:
                 raise DataError(f"Task {name!r} is empty: it has neither train nor test examples.")
-            labels = list(spec.get("labels") or sorted({e.label for s in splits.values() for e in s}))
-            built.append(_finish_task(name, labels, splits, max_train, max_test, val_fraction, seed))
-        return cls(built, scenario)
+            task = _finish_task(name, labels, splits, max_train, max_test, val_fraction, seed)
+            task.instruction = str(spec.get("instruction") or "")
+            built.append(task)
+        return cls(built, scenario, family)
 
     @classmethod
     def from_dir(cls, root: str, tasks: Sequence[str] | None = None, scenario: str = "class",
+                 family: str = "classification", instructions: Mapping[str, str] | None = None,
                  **kwargs: Any) -> Stream:
-        """Reads the cl_benchmark layout: `<root>/<task>/labels.json`, `train.json`, `test.json`."""
+        """Reads the cl_benchmark layout: `<root>/<task>/labels.json`, `train.json`, `test.json`.
+
+        With `family="generation"` every task becomes an instruction task whose answers are
+        the label strings (the O-LoRA setting): `instructions` maps a task name to its
+        instruction; by default a built-in one for the cl_benchmark tasks, listing the
+        options (`petl.families.generation.default_instruction`)."""
         if not os.path.isdir(root):
             raise DataError(f"Data directory {root!r} does not exist.")
         available = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
@@ -186,7 +240,36 @@ class Stream:
                     with open(path) as f:
                         spec[split] = json.load(f)
             records[name] = spec
-        return cls.from_records(records, scenario, **kwargs)
+        if family == "generation":
+            from petl.families.generation import default_instruction
+
+            for name, spec in records.items():
+                labels = spec.get("labels") or sorted(
+                    {str(r["label"]) for k in ("train", "test") for r in spec.get(k) or []})
+                spec["instruction"] = (instructions or {}).get(name) or default_instruction(name, labels)
+        return cls.from_records(records, scenario, family=family, **kwargs)
+
+    @classmethod
+    def from_ner(cls, files: Mapping[str, str | Mapping[str, str]],
+                 types: Mapping[str, Sequence[str]] | None = None, scenario: str = "class",
+                 **kwargs: Any) -> Stream:
+        """A token-classification (NER) stream from local files.
+
+        `files` maps a task name to one file or to `{"train": path, "test": path}`. Files in
+        CoNLL column format (word first, BIO tag last, blank line between sentences; any
+        extension but .json/.jsonl) or JSON lines `{"tokens": [...], "tags": [...]}`.
+        `types` maps a task to the entity types it annotates (default: those in its
+        files); other types' tags become "O", so later tasks can add types
+        (class-incremental NER). Same keyword arguments as `from_records`."""
+        from petl.families.tokens import read_token_file
+
+        records: dict[str, dict[str, Any]] = {}
+        for name, paths in files.items():
+            split_paths = {"train": paths} if isinstance(paths, str) else dict(paths)
+            records[name] = {split: read_token_file(path) for split, path in split_paths.items()}
+            if types and name in types:
+                records[name]["types"] = list(types[name])
+        return cls.from_records(records, scenario, family="tokens", **kwargs)
 
     @classmethod
     def from_files(cls, files: Mapping[str, str | Mapping[str, str]], scenario: str = "class",
@@ -217,6 +300,7 @@ class Stream:
             loaded = datasets.load_dataset(*args)
             records[name] = _records_from_datasetdict(loaded, text_column, label_column)
         return cls.from_records(records, scenario, **kwargs)
+
 
     @classmethod
     def from_table(cls, records: Sequence[Mapping[str, Any]], scenario: str = "class",
@@ -273,7 +357,6 @@ class Stream:
             split = split_of.get(str(r.get(split_column, "train")).lower(), "train")
             tasks.setdefault(key, {"train": [], "val": [], "test": []})[split].append(r)
         return cls.from_records(tasks, scenario, **kwargs)
-
 
 def _records_from_datasetdict(loaded: Any, text_column: str | None, label_column: str) -> dict[str, Any]:
     spec: dict[str, Any] = {}

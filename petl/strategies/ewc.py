@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from petl.errors import ConfigError
 from petl.strategies.base import Strategy
@@ -85,7 +84,7 @@ def empirical_fisher(learner: Any, t: int, samples: int) -> dict[str, torch.Tens
     model.eval()
     for batch in learner.batches(mine, batch_size=1):
         model.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(batch).float(), batch["labels"])
+        loss = learner.family.loss(model(batch), batch)  # the task family's training loss
         loss.backward()
         for n, p in params.items():
             if p.grad is not None:

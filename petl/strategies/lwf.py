@@ -3,7 +3,13 @@ on t's training data for every earlier task's classes are recorded; while traini
 a distillation term keeps the new outputs close to them:
     alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T)).
 Class-incremental heads distil the concatenated old classes; per-task heads distil each
-old task's head separately."""
+old task's head separately.
+
+Token and generative families (petl.families) distil per token: old tasks' head blocks
+on every labelled word (tokens), or the full next-token distribution at every answer
+position (generation). Their teacher is the model's trainable parameters as they were
+before task t, run on each batch (`torch.func.functional_call`) instead of stored
+outputs, which would not fit for a vocabulary-sized output."""
 
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ class LwF(Strategy):
             raise ConfigError("LwF needs alpha >= 0 and temperature > 0.")
         self.alpha, self.temperature = alpha, temperature
         self._teacher: torch.Tensor | None = None
+        self._snapshot: dict[str, torch.Tensor] = {}
         self._task = -1
 
     def _old_logits(self, learner: Any, features: torch.Tensor, t: int) -> list[torch.Tensor]:
@@ -37,8 +44,11 @@ class LwF(Strategy):
 
     @torch.no_grad()
     def before_task(self, learner: Any, t: int) -> None:
-        self._task, self._teacher = t, None
+        self._task, self._teacher, self._snapshot = t, None, {}
         if t == 0:
+            return
+        if learner.family.name != "classification":
+            self._snapshot = {n: p.detach().clone() for n, p in learner.trainable_parameters().items()}
             return
         model = learner.model
         model.eval()
@@ -49,6 +59,8 @@ class LwF(Strategy):
         self._teacher = torch.cat(outs) if outs and outs[0].numel() else None
 
     def loss(self, learner: Any, batch: Any, logits: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
+        if self._snapshot and self.alpha:
+            return loss + self.alpha * self.temperature ** 2 * self._token_kd(learner, batch, logits)
         if self._teacher is None or self.alpha == 0:
             return loss
         student = self._old_logits(learner, learner.model.last_features, self._task)
@@ -61,12 +73,51 @@ class LwF(Strategy):
             start += width
         return loss + self.alpha * T * T * kd
 
+    def _token_kd(self, learner: Any, batch: Any, logits: torch.Tensor) -> torch.Tensor:
+        """Mean per-token KL between the pre-task model and the current one (tokens,
+        generation families)."""
+        model, T = learner.model, self.temperature
+        labelled = batch["labels"] != -100
+        if learner.family.name == "generation":
+            at = labelled[:, 1:]  # positions whose next token is an answer token
+            student = [logits[:, :-1][at]]
+            with torch.no_grad():
+                was = model.training
+                model.eval()
+                teacher = [torch.func.functional_call(model, self._snapshot, (batch,))[:, :-1][at]]
+                model.train(was)
+        else:
+            features = model.last_features
+            student = [b[labelled] for b in self._old_logits(learner, features, self._task)]
+            with torch.no_grad():
+                was = model.training
+                model.eval()
+                torch.func.functional_call(model, self._snapshot, (batch,))
+                old = model.last_features
+                model.train(was)
+                model.last_features = features
+                heads, snap = model.heads, self._snapshot
+                blocks = [old.to(heads.weights[k].dtype) @ snap.get(f"heads.weights.{k}", heads.weights[k]).T
+                          + snap.get(f"heads.biases.{k}", heads.biases[k])
+                          for k in range(self._task) if heads.block_sizes[k]]
+                if heads.mode == "concat":
+                    blocks = [torch.cat(blocks, dim=-1)] if blocks else []
+                teacher = [b[labelled] for b in blocks]
+        kd = logits.new_zeros((), dtype=torch.float32)
+        for s, t in zip(student, teacher, strict=True):
+            if s.numel():
+                kd = kd + F.kl_div(F.log_softmax(s.float() / T, dim=-1),
+                                   F.softmax(t.float() / T, dim=-1), reduction="batchmean")
+        return kd
+
     def state_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"task": self._task}
         if self._teacher is not None:
             out["teacher"] = self._teacher
+        out.update({f"snapshot.{n}": v for n, v in self._snapshot.items()})
         return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._task = int(state.get("task", -1))
         self._teacher = state.get("teacher")
+        self._snapshot = {k[len("snapshot."):]: v for k, v in state.items() if k.startswith("snapshot.")}

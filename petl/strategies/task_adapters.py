@@ -5,7 +5,13 @@ At test time the task id, when the scenario gives it, picks the adapter. Without
 (class- and domain-incremental) petl applies the confidence rule: every stored adapter
 scores the example with its own head, and the adapter whose softmax is most confident
 (highest maximum probability) gives the prediction. Adapters are swapped in place, so
-the model holds one adapter at a time and any PEFT method (or full fine-tuning) works."""
+the model holds one adapter at a time and any PEFT method (or full fine-tuning) works.
+
+Token and generative families (petl.families) use the same rule through the family's
+confidence: tokens, the mean over a sentence's words of the top tag probability under
+each adapter's own head; generation (no heads), the mean log-probability per token of
+the answer each adapter gives (its own greedy generation, or its best label string): the
+adapter with the lowest answer perplexity answers."""
 
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ class TaskAdapters(Strategy):
 
     name = "task_adapters"
     per_task_heads = True
+    freeze_old_heads = True  # earlier tasks' heads belong to their stored adapters
 
     def __init__(self) -> None:
         self._init: dict[str, torch.Tensor] = {}
@@ -41,10 +48,6 @@ class TaskAdapters(Strategy):
         self._init = {n: p.detach().clone() for n, p in self._adapter(learner).items()}
 
     def before_task(self, learner: Any, t: int) -> None:
-        heads = learner.model.heads
-        for k in range(t):
-            heads.weights[k].requires_grad_(False)
-            heads.biases[k].requires_grad_(False)
         if t > 0:
             self._load(learner, self._init)
 
@@ -54,14 +57,32 @@ class TaskAdapters(Strategy):
     def predict(self, learner: Any, t: int, split: str) -> np.ndarray | None:
         rows = learner.rows(t, split)
         current = {n: p.detach().clone() for n, p in self._adapter(learner).items()}
+        family = learner.family
         try:
             if learner.stream.scenario == "task" or not self._store:
                 if t < len(self._store):
                     self._load(learner, self._store[t])
+                if family.name != "classification":
+                    return family.predict(learner, t, rows)[0]
                 return learner.logits_for(rows).argmax(-1).numpy()
+            if family.name != "classification":
+                return self._family_rule(learner, t, rows)
             return self._confidence_rule(learner, t, rows)
         finally:
             self._load(learner, current)
+
+    def _family_rule(self, learner: Any, t: int, rows: list) -> list:
+        """Each stored adapter predicts (through its own head, if any); per example the
+        most confident adapter's prediction is kept."""
+        best: list = [None] * len(rows)
+        best_conf = np.full(len(rows), -np.inf)
+        for k, state in enumerate(self._store):
+            self._load(learner, state)
+            preds, conf = learner.family.predict(learner, t, rows, head=k)
+            better = conf > best_conf if k else np.ones(len(rows), dtype=bool)
+            for i in np.flatnonzero(better):
+                best[i], best_conf[i] = preds[i], conf[i]
+        return best
 
     def _confidence_rule(self, learner: Any, t: int, rows: list) -> np.ndarray:
         stream = learner.stream

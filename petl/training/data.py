@@ -6,7 +6,7 @@ buffers tiny and JSON-serialisable."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -72,12 +72,13 @@ class RowsDataset(torch.utils.data.Dataset):
 
 
 def make_loader(rows: Sequence[Encoded], batch_size: int, pad_id: int,
-                ids: Sequence[int] | None = None) -> torch.utils.data.DataLoader:
+                ids: Sequence[int] | None = None,
+                collate_fn: Callable[..., dict[str, torch.Tensor]] = collate) -> torch.utils.data.DataLoader:
     """A loader in the given order; each batch also carries `positions`: `ids` of its rows
-    (by default their index in `rows`)."""
+    (by default their index in `rows`). `collate_fn(rows, pad_id)` is the task family's."""
 
     def _collate(pairs: list[tuple[int, Encoded]]) -> dict[str, torch.Tensor]:
-        batch = collate([r for _, r in pairs], pad_id)
+        batch = collate_fn([r for _, r in pairs], pad_id)
         batch["positions"] = torch.tensor([i for i, _ in pairs])
         return batch
 
@@ -86,9 +87,10 @@ def make_loader(rows: Sequence[Encoded], batch_size: int, pad_id: int,
 
 
 def iter_batches(rows: Sequence[Encoded], batch_size: int, pad_id: int,
-                 device: torch.device) -> Iterator[dict[str, torch.Tensor]]:
+                 device: torch.device,
+                 collate_fn: Callable[..., dict[str, torch.Tensor]] = collate) -> Iterator[dict[str, torch.Tensor]]:
     """Plain local batches (no sharding), for strategies' own passes over data."""
     for start in range(0, len(rows), batch_size):
-        batch = collate(rows[start:start + batch_size], pad_id)
+        batch = collate_fn(rows[start:start + batch_size], pad_id)
         batch["positions"] = torch.arange(start, start + len(batch["labels"]))
         yield {k: v.to(device) for k, v in batch.items()}

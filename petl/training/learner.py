@@ -16,13 +16,13 @@ import torch
 from torch import nn
 
 from petl.errors import ConfigError, DataError
-from petl.heads import ClassifierModel, TaskHeads, detach_final_layer
+from petl.families import Family, get_family
 from petl.results import Results
 from petl.strategies.base import Naive
 from petl.stream import Stream
 from petl.training import checkpoint as ckpt
 from petl.training.config import TrainConfig
-from petl.training.data import Encoded, Item, encode_split, iter_batches, make_loader
+from petl.training.data import Encoded, Item, iter_batches, make_loader
 from petl.training.loop import train_task
 
 HOOKS = ("setup", "before_task", "train_items", "loss", "after_step", "after_task", "predict")
@@ -41,11 +41,16 @@ class Learner:
         strategies: Continual-learning strategies, applied together (default: Naive).
         config: Training settings.
         accelerator: A user-built `accelerate.Accelerator` (else one is made from config).
+        family: The task family with options, e.g. `GenerationFamily(decoding="labels")`;
+            default: the stream's family (`stream.family`) with default options. The model
+            type follows the family: sequence classification, token classification (both
+            get petl's task heads) or a causal LM (see petl.families).
     """
 
     def __init__(self, model: nn.Module | str, tokenizer: Any = None, method: Any = "lora",
                  method_options: dict[str, Any] | None = None, strategies: Sequence[Any] | None = None,
-                 config: TrainConfig | None = None, accelerator: Any = None) -> None:
+                 config: TrainConfig | None = None, accelerator: Any = None,
+                 family: str | Family | None = None) -> None:
         self.source = model
         self.tokenizer = tokenizer
         self.method = method
@@ -53,6 +58,7 @@ class Learner:
         self.strategies = list(strategies) if strategies else [Naive()]
         self.config = config or TrainConfig()
         self._accelerator = accelerator
+        self._family = family
         if isinstance(method, str):
             from petl.methods import get_method
 
@@ -62,8 +68,9 @@ class Learner:
             raise ConfigError(f"Each strategy may appear once; got {names}.")
         if not isinstance(model, str) and tokenizer is None:
             raise ConfigError("Pass tokenizer= with a model object (or pass a model path).")
-        self.model: ClassifierModel
+        self.model: nn.Module
         self.stream: Stream
+        self.family: Family
         self.task_index = 0
         self.global_step = 0
         self.global_step_in_task = 0
@@ -89,14 +96,16 @@ class Learner:
             return {label: i for i, label in enumerate(self.stream.tasks[task].labels)}
         return self.stream.label_ids(task)
 
-    def rows(self, task: int, split: str = "train") -> list[Encoded]:
+    def rows(self, task: int, split: str = "train") -> list[Any]:
+        """Encoded rows of a task's split (`Encoded`, or the family's row type)."""
         return self._rows[task][split]
 
-    def item_rows(self, items: Sequence[Item]) -> list[Encoded]:
+    def item_rows(self, items: Sequence[Item]) -> list[Any]:
         return [self._rows[t]["train"][i] for t, i in items]
 
     def batches(self, rows: Sequence[Encoded], batch_size: int | None = None):
-        return iter_batches(rows, batch_size or self.config.eval_batch_size, self.pad_id, self.device)
+        return iter_batches(rows, batch_size or self.config.eval_batch_size, self.pad_id, self.device,
+                            collate_fn=self.family.collate)
 
     @torch.no_grad()
     def logits_for(self, rows: Sequence[Encoded]) -> torch.Tensor:
@@ -105,7 +114,7 @@ class Learner:
         was_training = model.training
         model.eval()
         loader = self.accelerator.prepare_data_loader(
-            make_loader(rows, self.config.eval_batch_size, self.pad_id))
+            make_loader(rows, self.config.eval_batch_size, self.pad_id, collate_fn=self.family.collate))
         out = []
         for batch in loader:
             with self.accelerator.autocast():
@@ -142,13 +151,30 @@ class Learner:
 
     def _build_backbone(self, stream: Stream) -> nn.Module:
         if isinstance(self.source, str):
-            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+            import transformers
+            from transformers import AutoTokenizer
 
             if not os.path.exists(self.source) and os.environ.get("HF_HUB_OFFLINE") == "1":
                 raise ConfigError(f"Model {self.source!r} is not a local path and the hub is offline.")
             self.tokenizer = self.tokenizer or AutoTokenizer.from_pretrained(self.source)
-            return AutoModelForSequenceClassification.from_pretrained(self.source, num_labels=2)
+            auto = getattr(transformers, self.family.auto_class)
+            kwargs = {"num_labels": 2} if self.family.name != "generation" else {}
+            return auto.from_pretrained(self.source, **kwargs)
         return self.source
+
+    def apply_method(self, backbone: nn.Module) -> nn.Module:
+        """Gradient checkpointing and the PEFT method on a backbone (families call this
+        while building the model)."""
+        if self.config.gradient_checkpointing:
+            _enable_checkpointing(backbone)
+        if self.method is not None:
+            from petl.api import apply
+
+            options = dict(self.method_options)
+            if self.method == "adalora":
+                options.setdefault("total_step", self._steps_estimate(self.stream))
+            backbone = apply(backbone, self.method, **options)
+        return backbone
 
     def _steps_estimate(self, stream: Stream) -> int:
         batch = self.config.batch_size * self.config.grad_accum
@@ -165,31 +191,16 @@ class Learner:
         if cfg.early_stopping_patience is not None and any(not t.val for t in stream.tasks):
             raise DataError("early_stopping_patience needs validation data: set val_fraction > 0.")
         self.stream = stream
+        self.family = get_family(self._family, getattr(stream, "family", "classification"))
         self._make_accelerator()
         set_seed(cfg.seed)
         backbone = self._build_backbone(stream)
-        width = detach_final_layer(backbone)
-        if cfg.gradient_checkpointing:
-            _enable_checkpointing(backbone)
-        if self.method is not None:
-            from petl.api import apply
-
-            options = dict(self.method_options)
-            if self.method == "adalora":
-                options.setdefault("total_step", self._steps_estimate(stream))
-            backbone = apply(backbone, self.method, **options)
-        self.per_task_heads = stream.scenario == "task" or any(
-            getattr(s, "per_task_heads", False) for s in self.strategies)
-        if self.per_task_heads:
-            sizes = [len(t.labels) for t in stream.tasks]
-        else:
-            sizes = [len(b) for b in stream.block_labels()]
-        heads = TaskHeads(width, sizes, mode="route" if self.per_task_heads else "concat")
-        self.model = ClassifierModel(backbone, heads).to(self.device)
+        self.model = self.family.build_model(self, backbone).to(self.device)
         self._prepared_model: nn.Module | None = None
+        self._test_preds: list[Any] = []
         tok = self.tokenizer
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
-        self._rows = [{split: encode_split(self.label_ids(t), t, getattr(task, split), tok, cfg.max_length)
+        self._rows = [{split: self.family.encode(self, t, getattr(task, split))
                        for split in ("train", "val", "test")} for t, task in enumerate(stream.tasks)]
         self._call("setup")
 
@@ -209,6 +220,7 @@ class Learner:
             "method": self.method if isinstance(self.method, str | None) else repr(self.method),
             "method_options": self.method_options,
             "strategies": [[getattr(s, "name", type(s).__name__), _safe(s)] for s in self.strategies],
+            "family": self.family.config(),
             "train": cfg,
             "stream": self.stream.describe(),
         }, default=str))
@@ -233,7 +245,7 @@ class Learner:
         self._start = start - self.elapsed
         for t in range(first, T):
             self.task_index = t
-            self.model.heads.activate(t)
+            self._activate_heads(t)
             train_task(self, t, resume_task if resume_task and resume_task["task"] == t else None)
             self._call("after_task", t)
             self.acc_rows.append(self._evaluate_all())
@@ -241,36 +253,46 @@ class Learner:
         self.accelerator.wait_for_everyone()
         return self.results()
 
-    def _evaluate_all(self) -> list[float]:
-        return [self.score(t) for t in range(len(self.stream))]
+    def _activate_heads(self, t: int) -> None:
+        # A strategy that sets `freeze_old_heads` trains only task t's head block; declared,
+        # not done in a hook, so a resumed run gets the same trainable set.
+        heads = getattr(self.model, "heads", None)
+        if heads is not None:
+            heads.activate(t, freeze_old=any(getattr(s, "freeze_old_heads", False)
+                                             for s in self.strategies))
 
-    def predictions(self, task: int, split: str = "test") -> np.ndarray:
-        """Predicted label ids for a task's split (strategies may override the rule)."""
+    def _evaluate_all(self) -> list[float]:
+        # The last evaluation's predictions are kept for results() (generation is costly).
+        self._test_preds = [self.predictions(t) for t in range(len(self.stream))]
+        return [self.family.score(self, t, "test", p) if self.rows(t, "test") else 0.0
+                for t, p in enumerate(self._test_preds)]
+
+    def predictions(self, task: int, split: str = "test") -> Any:
+        """Predictions for a task's split (strategies may override the rule): label ids
+        (classification), word tags per sentence (tokens), answer strings (generation)."""
         for s in self.strategies:
             fn = getattr(s, "predict", None)
             preds = fn(self, task, split) if fn is not None else None
             if preds is not None:
-                return np.asarray(preds)
-        return self.logits_for(self.rows(task, split)).argmax(-1).numpy()
+                return np.asarray(preds) if self.family.name == "classification" else preds
+        return self.family.predict(self, task, self.rows(task, split))[0]
 
     def score(self, task: int, split: str = "test") -> float:
-        labels = np.array([r.label for r in self.rows(task, split)])
-        return float((self.predictions(task, split) == labels).mean()) if len(labels) else 0.0
+        """The task's own metric (accuracy, entity F1, exact match) on a split."""
+        if not self.rows(task, split):
+            return 0.0
+        return self.family.score(self, task, split, self.predictions(task, split))
 
     def results(self) -> Results:
-        from petl import metrics
         from petl.summary import summary
 
-        per_class = {}
-        for t, task in enumerate(self.stream.tasks):
-            ids = self.label_ids(t)
-            labels = np.array([r.label for r in self.rows(t, "test")])
-            names = {v: k for k, v in ids.items()}
-            per_class[task.name] = metrics.per_class_accuracy(
-                self.predictions(t), labels, [names.get(i, str(i)) for i in range(max(ids.values()) + 1)])
+        preds = self._test_preds or [self.predictions(t) for t in range(len(self.stream))]
+        per_class = {task.name: self.family.details(self, t, "test", preds[t])
+                     for t, task in enumerate(self.stream.tasks)}
         counts = summary(self.model)
         info = {
             "scenario": self.stream.scenario,
+            "family": self.family.name,
             "method": self.method if isinstance(self.method, str | None) else repr(self.method),
             "method_options": self.method_options,
             "strategies": [getattr(s, "name", type(s).__name__) for s in self.strategies],
@@ -283,7 +305,7 @@ class Learner:
             "num_processes": self.accelerator.num_processes,
         }
         return Results(self.stream.names, np.array(self.acc_rows, dtype=float), np.array(self.initial),
-                       ["accuracy"] * len(self.stream), per_class, info)
+                       [self.family.metric(task) for task in self.stream.tasks], per_class, info)
 
     # ---- checkpoints --------------------------------------------------------------------
     def _model_state(self) -> dict[str, torch.Tensor]:
@@ -316,7 +338,7 @@ class Learner:
         ckpt.check_fingerprint(state["fingerprint"], self.fingerprint(), self.checkpoint_dir)
         self.acc_rows, self.initial = state["acc_rows"], state["initial"]
         self.elapsed, self.global_step = state["elapsed"], state["global_step"]
-        self.model.heads.activate(state["task"])
+        self._activate_heads(state["task"])
         for s in self.strategies:
             s.load_state_dict(parts.get(f"strategy.{getattr(s, 'name', type(s).__name__)}", {}))
         own = dict(self.model.named_parameters())

@@ -11,7 +11,6 @@ from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -80,10 +79,11 @@ class TrainStep(nn.Module):
         if real < local:  # drop padding rows; keep one (weighted 0) if all are padding
             batch = {k: v[: max(real, 1)] for k, v in batch.items()}
         logits = self.model(batch)
+        family = learner.family  # cross-entropy over labels, tags or answer tokens
         if real_global == local * acc.num_processes:
-            loss = F.cross_entropy(logits.float(), batch["labels"])
+            loss = family.loss(logits, batch)
         else:  # sum / real_global * world: DDP's mean over processes is the global mean
-            loss = F.cross_entropy(logits.float(), batch["labels"], reduction="sum")
+            loss = family.loss(logits, batch, reduction="sum")
             loss = loss * (acc.num_processes / real_global if real else 0.0)
         for s in learner.strategies:
             fn = getattr(s, "loss", None)
@@ -104,7 +104,8 @@ def prepare(learner: Learner, optimizer: torch.optim.Optimizer) -> tuple[Any, An
     when the accelerator has no DDP settings of its own."""
     acc = learner.accelerator
     acc.free_memory()
-    route = learner.model.heads.mode == "route"
+    heads = getattr(learner.model, "heads", None)  # causal LMs have none
+    route = heads is not None and heads.mode == "route"
     if route and acc.num_processes > 1 and getattr(acc, "ddp_handler", "unset") is None:
         from accelerate.utils import DistributedDataParallelKwargs
 
@@ -158,7 +159,8 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
     for epoch in range(loop["epoch"], cfg.epochs):
         order = epoch_order(len(rows), cfg.seed, t, epoch)
         loader = acc.prepare_data_loader(make_loader([rows[i] for i in order], cfg.batch_size,
-                                                     learner.pad_id, ids=order))
+                                                     learner.pad_id, ids=order,
+                                                     collate_fn=learner.family.collate))
         skip = loop["micro"] if epoch == loop["epoch"] else 0
         if skip:
             loader = acc.skip_first_batches(loader, skip)

@@ -1,0 +1,328 @@
+"""Token classification (NER) with BIO tags, class-incremental over entity types.
+
+A task annotates some entity types; its labels are its BIO tags ("O", then "B-X", "I-X"
+for each type X). In a class-incremental stream later tasks add types, the head grows by
+their B-/I- rows, and earlier types' tags in later tasks' data are "O" (each task's data
+is annotated only with its own types, the standard CIL-NER protocol).
+
+Sub-words: the first sub-token of each word carries the word's tag, the others (and
+special tokens) carry -100 and are ignored by the loss; a word's prediction is its first
+sub-token's. This needs a fast tokenizer (`word_ids`).
+
+Score of task t: entity-level micro F1 (seqeval, conlleval semantics) over task t's own
+types. Predicted tags of other types count as "O" for it, words cut off by `max_length`
+are predicted "O". Per-type F1 goes into `Results.per_class`."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from petl.errors import ConfigError, DataError
+from petl.families.classification import build_head_model, routed
+from petl.stream import TokenExample
+
+if TYPE_CHECKING:
+    from petl.stream import Task
+
+IGNORE = -100
+TOKEN_KEYS = ("tokens", "words")
+TAG_KEYS = ("tags", "ner_tags", "labels")
+
+
+def entity_type(tag: str) -> str | None:
+    """'B-PER' -> 'PER'; 'O' -> None. Accepts IOB2 prefixes B-, I- (and E-, S- of IOBES)."""
+    if tag == "O":
+        return None
+    if len(tag) > 2 and tag[1] == "-" and tag[0] in "BIES":
+        return tag[2:]
+    raise DataError(f"Tag {tag!r} is not a BIO tag (O, B-TYPE, I-TYPE).")
+
+
+def bio_labels(types: Sequence[str]) -> list[str]:
+    """The tags of a task annotating `types`: ["O", "B-T1", "I-T1", "B-T2", ...]."""
+    return ["O", *[f"{p}-{t}" for t in types for p in ("B", "I")]]
+
+
+def token_example(record: Mapping[str, Any] | TokenExample, where: str) -> TokenExample:
+    if isinstance(record, TokenExample):
+        return record
+    tok_key = next((k for k in TOKEN_KEYS if k in record), None)
+    tag_key = next((k for k in TAG_KEYS if k in record), None)
+    if tok_key is None or tag_key is None:
+        raise DataError(
+            f"{where}: a token record needs 'tokens' and 'tags'; keys: {sorted(record)}."
+        )
+    tokens, tags = [str(t) for t in record[tok_key]], [str(t) for t in record[tag_key]]
+    if len(tokens) != len(tags):
+        raise DataError(f"{where}: {len(tokens)} tokens but {len(tags)} tags.")
+    if not tokens:
+        raise DataError(f"{where}: empty sentence.")
+    for tag in tags:
+        entity_type(tag)
+    return TokenExample(tuple(tokens), tuple(tags))
+
+
+def keep_types(example: TokenExample, types: set[str]) -> TokenExample:
+    """The example with every tag of a type outside `types` replaced by "O"."""
+    tags = tuple(t if entity_type(t) in types else "O" for t in example.tags)
+    return TokenExample(example.tokens, tags)
+
+
+def token_splits(name: str, spec: Mapping[str, Any]) -> tuple[dict[str, list[Any]], list[str]]:
+    """Examples of a token task's splits and its tags (see `Stream.from_records`)."""
+    splits: dict[str, list[Any]] = {
+        k: [token_example(r, f"task {name!r} {k}[{i}]") for i, r in enumerate(spec.get(k) or [])]
+        for k in ("train", "val", "test")
+    }
+    if spec.get("labels"):
+        return splits, list(spec["labels"])
+    types = list(spec.get("types") or [])
+    if types:
+        wanted = set(types)
+        splits = {k: [keep_types(e, wanted) for e in v] for k, v in splits.items()}
+    else:
+        found = {entity_type(t) for v in splits.values() for e in v for t in e.tags}
+        types = sorted(t for t in found if t is not None)
+    return splits, bio_labels(types)
+
+
+def read_token_file(path: str) -> list[dict[str, list[str]]]:
+    """Sentences of a CoNLL column file (word first, tag last; blank lines between
+    sentences; -DOCSTART- lines skipped) or of JSON lines / a JSON list of
+    `{"tokens": [...], "tags": [...]}` (.json, .jsonl)."""
+    if not os.path.exists(path):
+        raise DataError(f"Data file {path!r} does not exist.")
+    ext = os.path.splitext(path)[1].lower()
+    if ext in (".json", ".jsonl"):
+        with open(path) as f:
+            text = f.read().strip()
+        if text.startswith("["):
+            return list(json.loads(text))
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    sentences: list[dict[str, list[str]]] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    with open(path) as f:
+        for number, line in enumerate(f, start=1):
+            parts = line.split()
+            if not parts or parts[0] == "-DOCSTART-":
+                if tokens:
+                    sentences.append({"tokens": tokens, "tags": tags})
+                tokens, tags = [], []
+                continue
+            if len(parts) < 2:
+                raise DataError(
+                    f"{path}:{number}: a CoNLL line needs a word and a tag, got {line!r}."
+                )
+            tokens.append(parts[0])
+            tags.append(parts[-1])
+    if tokens:
+        sentences.append({"tokens": tokens, "tags": tags})
+    return sentences
+
+
+@dataclass
+class TokenRow:
+    """A tokenized sentence: per-token label ids (-100 off first sub-tokens), the word of
+    each labelled position, its task, and `label`: the sentence's first entity tag id (0
+    when it has none), which class-balanced replay groups by."""
+
+    input_ids: list[int]
+    token_type_ids: list[int] | None
+    labels: list[int]
+    words: list[int]
+    n_words: int
+    task: int
+    label: int
+
+
+def align_labels(
+    word_ids: Sequence[int | None], tags: Sequence[str], label_ids: Mapping[str, int]
+) -> tuple[list[int], list[int]]:
+    """Label id of each sub-token: the word's tag on its first sub-token, -100 elsewhere;
+    and the word index of each labelled position."""
+    labels, words, previous = [], [], None
+    for w in word_ids:
+        if w is None or w == previous:
+            labels.append(IGNORE)
+        else:
+            labels.append(label_ids[tags[w]])
+            words.append(w)
+        previous = w
+    return labels, words
+
+
+def encode_tokens(
+    label_ids: Mapping[str, int],
+    task: int,
+    examples: Sequence[TokenExample],
+    tokenizer: Any,
+    max_length: int,
+) -> list[TokenRow]:
+    if not examples:
+        return []
+    if not getattr(tokenizer, "is_fast", False):
+        raise ConfigError(
+            "Token classification needs a fast tokenizer (with word_ids) to align tags with "
+            "sub-words; load it with AutoTokenizer.from_pretrained(..., use_fast=True)."
+        )
+    enc = tokenizer(
+        [list(e.tokens) for e in examples],
+        is_split_into_words=True,
+        truncation=True,
+        max_length=max_length,
+    )
+    types = enc.get("token_type_ids")
+    rows = []
+    for i, e in enumerate(examples):
+        labels, words = align_labels(enc.word_ids(i), e.tags, label_ids)
+        first = next((label_ids[t] for t in e.tags if t != "O"), 0)
+        rows.append(
+            TokenRow(
+                enc["input_ids"][i],
+                types[i] if types is not None else None,
+                labels,
+                words,
+                len(e.tokens),
+                task,
+                first,
+            )
+        )
+    return rows
+
+
+def collate_tokens(rows: Sequence[TokenRow], pad_id: int) -> dict[str, torch.Tensor]:
+    width = max(len(r.input_ids) for r in rows)
+    n = len(rows)
+    batch = {
+        "input_ids": torch.full((n, width), pad_id, dtype=torch.long),
+        "attention_mask": torch.zeros((n, width), dtype=torch.long),
+        "labels": torch.full((n, width), IGNORE, dtype=torch.long),
+    }
+    if rows[0].token_type_ids is not None:
+        batch["token_type_ids"] = torch.zeros((n, width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        k = len(row.input_ids)
+        batch["input_ids"][i, :k] = torch.tensor(row.input_ids)
+        batch["attention_mask"][i, :k] = 1
+        batch["labels"][i, :k] = torch.tensor(row.labels)
+        if row.token_type_ids is not None:
+            batch["token_type_ids"][i, :k] = torch.tensor(row.token_type_ids)
+    batch["task_ids"] = torch.tensor([r.task for r in rows])
+    return batch
+
+
+def masked_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean"
+) -> torch.Tensor:
+    """Cross-entropy over positions whose label is not -100: the mean over all of them, or
+    ("sum") the sum over sequences of each sequence's mean."""
+    if reduction == "mean":
+        return F.cross_entropy(logits.float().flatten(0, -2), labels.flatten(), ignore_index=IGNORE)
+    per = F.cross_entropy(
+        logits.float().transpose(1, -1), labels, ignore_index=IGNORE, reduction="none"
+    )  # (B, L)
+    mask = labels != IGNORE
+    return ((per * mask).sum(-1) / mask.sum(-1).clamp(min=1)).sum()
+
+
+def column_names(learner: Any, head: int) -> list[str]:
+    """Tag name of each logit column: the task's own tags with per-task heads, else the
+    stream's growing tag space."""
+    if learner.per_task_heads:
+        return list(learner.stream.tasks[head].labels)
+    return [label for block in learner.stream.block_labels() for label in block]
+
+
+def f1_report(
+    gold: list[list[str]], pred: list[list[str]], types: Sequence[str]
+) -> tuple[float, dict[str, float]]:
+    """Entity-level micro F1 (seqeval) and per-type F1 over `types`."""
+    from seqeval.metrics import classification_report, f1_score
+
+    if not any(entity_type(t) for seq in gold for t in seq):  # nothing to find
+        return (1.0 if not any(entity_type(t) for seq in pred for t in seq) else 0.0), {}
+    micro = float(f1_score(gold, pred, average="micro", zero_division=0))
+    report = classification_report(gold, pred, output_dict=True, zero_division=0)
+    return micro, {t: float(report[t]["f1-score"]) for t in types if t in report}
+
+
+class TokenFamily:
+    """BIO tagging with task heads over `...ForTokenClassification`; entity-level F1."""
+
+    name = "tokens"
+    auto_class = "AutoModelForTokenClassification"
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    def metric(self, task: Task) -> str:
+        return "f1"
+
+    def build_model(self, learner: Any, backbone: nn.Module) -> nn.Module:
+        return build_head_model(learner, backbone)
+
+    def encode(self, learner: Any, t: int, examples: Sequence[Any]) -> list[TokenRow]:
+        return encode_tokens(
+            learner.label_ids(t), t, examples, learner.tokenizer, learner.config.max_length
+        )
+
+    def collate(self, rows: Sequence[Any], pad_id: int) -> dict[str, torch.Tensor]:
+        return collate_tokens(rows, pad_id)
+
+    def loss(
+        self, logits: torch.Tensor, batch: dict[str, torch.Tensor], reduction: str = "mean"
+    ) -> torch.Tensor:
+        return masked_cross_entropy(logits, batch["labels"], reduction)
+
+    @torch.no_grad()
+    def predict(
+        self, learner: Any, t: int, rows: Sequence[Any], head: int | None = None
+    ) -> tuple[list[list[str]], np.ndarray]:
+        """Word-level tags of each row (tag names of the head used) and the mean over its
+        words of the top tag probability."""
+        rows = routed(rows, head)
+        model = learner.model
+        was_training = model.training
+        model.eval()
+        preds: list[list[str]] = []
+        conf: list[float] = []
+        for batch in learner.batches(rows):
+            probs = torch.softmax(model(batch).float(), dim=-1).cpu()
+            top, ids = probs.max(-1)
+            labelled = batch["labels"].cpu() != IGNORE
+            for i, pos in enumerate(batch["positions"].tolist()):
+                row = rows[pos]
+                names = column_names(learner, row.task)
+                tags = ["O"] * row.n_words
+                for w, c in zip(row.words, ids[i][labelled[i]].tolist(), strict=True):
+                    tags[w] = names[c] if c < len(names) else "O"
+                preds.append(tags)
+                conf.append(float(top[i][labelled[i]].mean()) if labelled[i].any() else 0.0)
+        model.train(was_training)
+        return preds, np.array(conf)
+
+    def score(self, learner: Any, t: int, split: str, preds: Any) -> float:
+        return self._report(learner, t, split, preds)[0]
+
+    def details(self, learner: Any, t: int, split: str, preds: Any) -> dict[str, float]:
+        return self._report(learner, t, split, preds)[1]
+
+    def _report(
+        self, learner: Any, t: int, split: str, preds: Any
+    ) -> tuple[float, dict[str, float]]:
+        task = learner.stream.tasks[t]
+        types = [x for x in dict.fromkeys(entity_type(label) for label in task.labels) if x]
+        own = set(types)
+        gold = [list(e.tags) for e in getattr(task, split)]
+        pred = [[tag if entity_type(tag) in own else "O" for tag in seq] for seq in preds]
+        return f1_report(gold, pred, types)
