@@ -17,10 +17,15 @@ class Results:
 
     Attributes:
         task_names: The tasks, in training order.
-        accuracy: T x T array; row i = after training task i, column j = task j.
+        accuracy: T x T array; row i = after training task i, column j = task j. Each
+            column holds its task's own score in [0, 1] (named in `metric`).
         initial: Scores of every task before any training (row b of forward transfer).
-        metric: Name of the score in each column ("accuracy" for classification).
-        per_class: Final per-class accuracy of each task.
+        metric: Name of the score in each column: "accuracy" (classification), "f1"
+            (entity-level micro F1, token tasks), "exact_match" (generative tasks). The
+            summary's "average_accuracy", "forgetting", ... are the same formulas over
+            these scores.
+        per_class: Final per-class accuracy of each task (per-type F1 for token tasks,
+            exact match per gold answer for generative tasks).
         info: Run facts: scenario, method, strategies, trainable parameters, wall time,
             peak memory, library versions, configuration echo.
     """
@@ -66,8 +71,12 @@ class Results:
             return cls.from_dict(json.load(f))
 
     def table(self) -> str:
-        """The accuracy matrix as a Markdown table."""
-        head = "| after \\ on | " + " | ".join(self.task_names) + " |"
+        """The accuracy matrix as a Markdown table (columns name their metric when it is
+        not accuracy everywhere)."""
+        names = list(self.task_names)
+        if self.metric and set(self.metric) != {"accuracy"}:
+            names = [f"{n} ({m})" for n, m in zip(names, self.metric, strict=True)]
+        head = "| after \\ on | " + " | ".join(names) + " |"
         rule = "|---" * (len(self.task_names) + 1) + "|"
         rows = [f"| (before) | " + " | ".join(f"{v:.3f}" for v in self.initial) + " |"]
         rows += [f"| {name} | " + " | ".join(f"{v:.3f}" for v in row) + " |"
