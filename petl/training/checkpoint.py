@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from petl.errors import CheckpointError
 
 LIVE, NEW, OLD = "checkpoint", "checkpoint.new", "checkpoint.old"
+MANIFEST = "manifest.json"  # written last: its presence marks a complete checkpoint
 
 
 def split_state(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -39,8 +40,8 @@ def write(root: str, parts: dict[str, dict[str, Any]]) -> None:
             save_file(tensors, os.path.join(new, f"{name}.safetensors"))
         with open(os.path.join(new, f"{name}.json"), "w") as f:
             json.dump(rest, f)
-    with open(os.path.join(new, "COMPLETE"), "w") as f:
-        f.write("ok")
+    with open(os.path.join(new, MANIFEST), "w") as f:
+        json.dump({"parts": sorted(parts)}, f)
     if os.path.isdir(live):
         shutil.rmtree(old, ignore_errors=True)
         os.replace(live, old)
@@ -52,7 +53,7 @@ def read(root: str) -> dict[str, dict[str, Any]] | None:
     """Reads the last complete checkpoint under `root`, or None if there is none."""
     for name in (LIVE, OLD):
         folder = os.path.join(root, name)
-        if os.path.exists(os.path.join(folder, "COMPLETE")):
+        if os.path.exists(os.path.join(folder, MANIFEST)):
             return _read_folder(folder)
     return None
 
@@ -61,6 +62,8 @@ def _read_folder(folder: str) -> dict[str, dict[str, Any]]:
     parts: dict[str, dict[str, Any]] = {}
     for file in sorted(os.listdir(folder)):
         name, ext = os.path.splitext(file)
+        if file == MANIFEST:
+            continue
         if ext == ".json":
             with open(os.path.join(folder, file)) as f:
                 parts.setdefault(name, {}).update(json.load(f))

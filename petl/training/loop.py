@@ -28,6 +28,13 @@ def epoch_order(n: int, seed: int, task: int, epoch: int) -> list[int]:
     return torch.randperm(n, generator=gen).tolist()
 
 
+def micro_seed(seed: int, task: int, epoch: int, micro: int) -> int:
+    """The torch seed of one micro-batch (dropout masks): a pure function of its place in
+    the run, so a resumed run draws the masks an uninterrupted one would, whatever else
+    (data loaders, evaluations) drew random numbers in between."""
+    return (((seed * 1_000_003 + task) * 1_009 + epoch) * 1_000_003 + micro) % 2**63
+
+
 def adalora_model(model: torch.nn.Module) -> Any:
     inner = getattr(model, "base_model", None)
     return inner if hasattr(inner, "update_and_allocate") else None
@@ -167,6 +174,7 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
         model.train()
         for micro, batch in enumerate(loader, start=skip):
             is_step = (micro + 1) % cfg.grad_accum == 0 or micro + 1 == micro_per_epoch
+            torch.manual_seed(micro_seed(cfg.seed, t, epoch, micro))
             with acc.no_sync(model) if not is_step else nullcontext():
                 loss = model(batch, left=left - micro * cfg.batch_size)
                 acc.backward(loss / cfg.grad_accum)

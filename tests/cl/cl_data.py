@@ -11,7 +11,7 @@ import torch
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 # Every class of the constructed streams owns a few tokens ("c<class>_<k>"); "n<k>" are
 # noise tokens shared by all classes.
-INIT = 0.02
+INIT = 0.1
 CLASS_TOKENS = 4
 NUM_CLASSES = 8
 WORDS = [f"c{c}_{k}" for c in range(NUM_CLASSES) for k in range(CLASS_TOKENS)] + [
