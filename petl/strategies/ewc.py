@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from petl.errors import ConfigError
@@ -28,8 +29,11 @@ class EWC(Strategy):
                  fisher_samples: int = 200) -> None:
         if mode not in ("separate", "online"):
             raise ConfigError(f"EWC mode must be 'separate' or 'online', got {mode!r}.")
-        if lam < 0 or fisher_samples < 1:
-            raise ConfigError("EWC needs lam >= 0 and fisher_samples >= 1.")
+        if lam < 0 or fisher_samples < 1 or not 0 <= decay <= 1:
+            raise ConfigError(
+                f"EWC needs lam >= 0, fisher_samples >= 1 and 0 <= decay <= 1; got lam={lam!r}, "
+                f"fisher_samples={fisher_samples!r}, decay={decay!r}."
+            )
         self.lam, self.mode, self.decay, self.fisher_samples = lam, mode, decay, fisher_samples
         self._terms: list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]] = []
 
@@ -71,11 +75,22 @@ class EWC(Strategy):
                 self._terms[int(k)][0 if kind == "fisher" else 1][name] = value
 
 
+def fisher_rows(learner: Any, t: int, samples: int) -> list[Any]:
+    """The training rows of task t that estimate its Fisher: all of them, or `samples` drawn
+    without replacement by a generator seeded with the run's seed and t."""
+    rows = learner.rows(t)
+    if len(rows) <= samples:
+        return list(rows)
+    pick = np.random.default_rng([learner.config.seed, t]).choice(len(rows), samples, replace=False)
+    return [rows[i] for i in sorted(pick.tolist())]
+
+
 def empirical_fisher(learner: Any, t: int, samples: int) -> dict[str, torch.Tensor]:
     """Mean of squared per-example gradients over up to `samples` training examples of task
-    t; examples are split across processes and the sums reduced."""
+    t (a seeded random subset: data files are often sorted by label); examples are split
+    across processes and the sums reduced."""
     params = learner.trainable_parameters()
-    rows = learner.rows(t)[:samples]
+    rows = fisher_rows(learner, t, samples)
     acc = learner.accelerator
     mine = rows[acc.process_index :: acc.num_processes]
     fisher = {n: torch.zeros_like(p) for n, p in params.items()}
