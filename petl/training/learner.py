@@ -129,8 +129,10 @@ class Learner:
             from accelerate import Accelerator
             from accelerate.utils import DataLoaderConfiguration
 
+            # "no" (the default) defers to the launcher (--mixed_precision, config file)
+            precision = None if self.config.mixed_precision == "no" else self.config.mixed_precision
             self._accelerator = Accelerator(
-                mixed_precision=self.config.mixed_precision,
+                mixed_precision=precision,
                 dataloader_config=DataLoaderConfiguration(split_batches=True),
                 cpu=_use_cpu() or None,
             )
@@ -303,6 +305,7 @@ class Learner:
             "train_config": self.config.to_dict(),
             "stream": self.stream.describe(),
             "num_processes": self.accelerator.num_processes,
+            "mixed_precision": str(self.accelerator.mixed_precision),
         }
         return Results(self.stream.names, np.array(self.acc_rows, dtype=float), np.array(self.initial),
                        [self.family.metric(task) for task in self.stream.tasks], per_class, info)
@@ -391,6 +394,14 @@ def _check_processes(acc: Any, cfg: TrainConfig) -> None:
             "petl needs Accelerator(dataloader_config=DataLoaderConfiguration(split_batches=True)): "
             "TrainConfig.batch_size is the global batch, split across processes."
         )
+    kind = str(getattr(acc, "distributed_type", ""))
+    if "FSDP" in kind or "DEEPSPEED" in kind:
+        import warnings
+
+        warnings.warn(
+            f"petl's loop was validated under DDP (replicated parameters); under {kind} "
+            "parameters or optimizer state are sharded, which EWC, OLoRA, TaskAdapters and "
+            "petl's checkpoints do not handle yet. See docs/distributed.md.", stacklevel=3)
     for name in ("batch_size", "eval_batch_size"):
         value = getattr(cfg, name)
         if n > 1 and value % n:

@@ -174,7 +174,8 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
         model.train()
         for micro, batch in enumerate(loader, start=skip):
             is_step = (micro + 1) % cfg.grad_accum == 0 or micro + 1 == micro_per_epoch
-            torch.manual_seed(micro_seed(cfg.seed, t, epoch, micro))
+            # + rank: processes draw different dropout masks for their different rows
+            torch.manual_seed(micro_seed(cfg.seed, t, epoch, micro) + acc.process_index)
             with acc.no_sync(model) if not is_step else nullcontext():
                 loss = model(batch, left=left - micro * cfg.batch_size)
                 acc.backward(loss / cfg.grad_accum)
