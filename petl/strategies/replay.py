@@ -22,6 +22,26 @@ from petl.strategies.base import Strategy
 POLICIES = ("reservoir", "class_balanced")
 
 
+def balanced_quotas(counts: dict[int, int], memory: int) -> dict[int, int]:
+    """Splits `memory` slots evenly over classes; a class with fewer examples than its share
+    keeps all of them and its unused slots go to the others (shares differ by at most one
+    between classes that fill them)."""
+    quota: dict[int, int] = {}
+    left, open_classes = memory, sorted(counts, key=lambda c: (counts[c], c))
+    while open_classes:
+        share, extra = divmod(left, len(open_classes))
+        c = open_classes[0]
+        if counts[c] <= share:  # the smallest class fits: keep it whole, share the rest
+            quota[c] = counts[c]
+            left -= counts[c]
+            open_classes.pop(0)
+            continue
+        for k, c in enumerate(sorted(open_classes)):
+            quota[c] = share + (k < extra)
+        break
+    return quota
+
+
 class Replay(Strategy):
     """Replay buffer. Args: memory (examples kept), policy, mix_ratio, seed."""
 
@@ -53,13 +73,14 @@ class Replay(Strategy):
         if self.policy == "reservoir":
             keep = np.argsort(keys, kind="stable")[::-1][: self.memory]
         else:
-            labels = sorted(set(cls))
-            quota = [self.memory // len(labels) + (i < self.memory % len(labels)) for i in range(len(labels))]
+            by_class: dict[int, list[int]] = {}
+            for i, c in enumerate(cls):
+                by_class.setdefault(c, []).append(i)
+            quota = balanced_quotas({c: len(idx) for c, idx in by_class.items()}, self.memory)
             keep_list: list[int] = []
-            for label, q in zip(labels, quota, strict=True):
-                idx = [i for i, c in enumerate(cls) if c == label]
+            for c, idx in by_class.items():
                 idx.sort(key=lambda i: -keys[i])
-                keep_list += idx[:q]
+                keep_list += idx[: quota[c]]
             keep = np.array(sorted(keep_list, key=lambda i: -keys[i]), dtype=int)
         self._keys = [keys[i] for i in keep]
         self._items = [pool[i] for i in keep]
