@@ -65,18 +65,27 @@ class TaskAdapters(Strategy):
                 if family.name != "classification":
                     return family.predict(learner, t, rows)[0]
                 return learner.logits_for(rows).argmax(-1).numpy()
+            candidates = self._candidates(learner, current)
             if family.name != "classification":
-                return self._family_rule(learner, t, rows)
-            return self._confidence_rule(learner, t, rows)
+                return self._family_rule(learner, t, rows, candidates)
+            return self._confidence_rule(learner, t, rows, candidates)
         finally:
             self._load(learner, current)
 
-    def _family_rule(self, learner: Any, t: int, rows: list) -> list:
+    def _candidates(self, learner: Any, current: dict[str, torch.Tensor]) -> list[tuple[int, dict]]:
+        """(task, adapter) pairs the rule chooses from: every stored adapter, plus the one
+        being trained while its task is not stored yet (validation during training)."""
+        out = list(enumerate(self._store))
+        if len(self._store) <= learner.task_index:
+            out.append((learner.task_index, current))
+        return out
+
+    def _family_rule(self, learner: Any, t: int, rows: list, candidates: list) -> list:
         """Each stored adapter predicts (through its own head, if any); per example the
         most confident adapter's prediction is kept."""
         best: list = [None] * len(rows)
         best_conf = np.full(len(rows), -np.inf)
-        for k, state in enumerate(self._store):
+        for k, state in candidates:
             self._load(learner, state)
             preds, conf = learner.family.predict(learner, t, rows, head=k)
             better = conf > best_conf if k else np.ones(len(rows), dtype=bool)
@@ -84,12 +93,12 @@ class TaskAdapters(Strategy):
                 best[i], best_conf[i] = preds[i], conf[i]
         return best
 
-    def _confidence_rule(self, learner: Any, t: int, rows: list) -> np.ndarray:
+    def _confidence_rule(self, learner: Any, t: int, rows: list, candidates: list) -> np.ndarray:
         stream = learner.stream
         target = {label: i for i, label in enumerate(stream.tasks[t].labels)}
         best_conf = np.full(len(rows), -1.0)
         preds = np.full(len(rows), -1)
-        for k, state in enumerate(self._store):
+        for k, state in candidates:
             self._load(learner, state)
             logits = learner.logits_for([dataclasses.replace(r, task=k) for r in rows])
             probs = torch.softmax(logits[:, : len(stream.tasks[k].labels)], dim=-1)
