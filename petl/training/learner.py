@@ -357,10 +357,11 @@ def _enable_checkpointing(model: nn.Module) -> None:
     """Activation (gradient) checkpointing, non-reentrant: the reentrant variant breaks
     DDP when some parameters go unused (per-task heads) and frozen-input PEFT models."""
     kwargs = {"use_reentrant": False}
-    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
-    elif hasattr(model, "gradient_checkpointing_enable"):
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    enable = getattr(model, "activation_checkpointing_enable", None)  # transformers >= 5
+    if enable is not None:
+        enable(activation_checkpointing_kwargs=kwargs)
+    elif (legacy := getattr(model, "gradient_checkpointing_enable", None)) is not None:
+        legacy(gradient_checkpointing_kwargs=kwargs)
     else:
         raise ConfigError(f"{type(model).__name__} does not support gradient checkpointing.")
 
