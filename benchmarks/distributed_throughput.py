@@ -280,6 +280,11 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=64, help="tokens per example")
     parser.add_argument("--steps", type=int, default=12, help="timed optimizer steps")
     parser.add_argument("--warmup", type=int, default=2, help="untimed first steps")
+    parser.add_argument(
+        "--settings",
+        default="1x1,1x2,2x1",
+        help="CPU mode: processes x threads per process, comma-separated",
+    )
     parser.add_argument("--json", default=None, help="also write the results here")
     # worker-only options
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -293,7 +298,8 @@ def main() -> None:
 
     results = []
     if args.mode == "cpu":
-        for processes, threads in ((1, 1), (1, 2), (2, 1)):
+        for setting in args.settings.split(","):
+            processes, threads = (int(x) for x in setting.split("x"))
             results.append(run_setting(args, processes, threads, "lora", "no"))
             print(table(results[-1:]).splitlines()[-1], flush=True)
     else:
