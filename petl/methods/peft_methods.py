@@ -111,7 +111,15 @@ def get_peft_model(model: nn.Module, config, adapter_name: str = "default"):
         return peft.get_peft_model(model, config, adapter_name=adapter_name)
     except ValueError as err:
         text = str(err)
-        if "target modules" in text.lower() or "no modules were targeted" in text.lower():
+        lowered = text.lower()
+        if "specify `target_modules`" in lowered:
+            from petl.methods.targets import candidate_names
+
+            raise ConfigError(
+                f"peft has no default target modules for {type(model).__name__}; pass "
+                f"target_modules=[...] (candidates: {', '.join(candidate_names(model))})."
+            ) from None
+        if "target modules" in lowered or "no modules were targeted" in lowered:
             from petl.methods.targets import no_match_error
 
             raise no_match_error(model, getattr(config, "target_modules", None)) from None

@@ -34,6 +34,7 @@ BOTTLENECK_PLACEMENTS: dict[str, dict[str, str]] = {
 EXTRA_LORA_TARGETS: dict[str, list[str]] = {
     "vit": ["query", "value", "q_proj", "v_proj"],  # transformers 4 and 5 names
     "electra": ["query", "value"],
+    "distilbert": ["q_lin", "v_lin"],
 }
 
 _ADAPTABLE = (nn.Linear, nn.Conv1d, nn.Embedding)

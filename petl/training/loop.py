@@ -185,11 +185,12 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
                 acc.clip_grad_norm_(params, cfg.max_grad_norm)
             optimizer.step()
             scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
             learner.global_step += 1
             learner.global_step_in_task += 1
             if adalora is not None:
+                # peft reads the gradients here to score ranks: before zero_grad.
                 adalora.update_and_allocate(learner.global_step)
+            optimizer.zero_grad(set_to_none=True)
             learner._call("after_step")
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
