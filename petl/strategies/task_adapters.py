@@ -4,7 +4,11 @@
 At test time the task id, when the scenario gives it, picks the adapter. Without task ids
 (class- and domain-incremental) petl applies the confidence rule: every stored adapter
 scores the example with its own head, and the adapter whose softmax is most confident
-(highest maximum probability) gives the prediction. Adapters are swapped in place, so
+gives the prediction. Confidence is the top probability rescaled by the head's size K,
+(p_max - 1/K) / (1 - 1/K), from 0 (uniform) to 1 (certain), so that heads with different
+numbers of classes compete fairly (a raw 2-class p_max is never below 0.5, a 14-class one
+can be 0.07). A label the winning adapter predicts that the example's task does not
+have counts as wrong. Adapters are swapped in place, so
 the model holds one adapter at a time and any PEFT method (or full fine-tuning) works.
 
 Token and generative families (petl.families) use the same rule through the family's
@@ -101,8 +105,10 @@ class TaskAdapters(Strategy):
         for k, state in candidates:
             self._load(learner, state)
             logits = learner.logits_for([dataclasses.replace(r, task=k) for r in rows])
-            probs = torch.softmax(logits[:, : len(stream.tasks[k].labels)], dim=-1)
-            conf, local = probs.max(-1)
+            size = len(stream.tasks[k].labels)
+            probs = torch.softmax(logits[:, :size], dim=-1)
+            top, local = probs.max(-1)
+            conf = (top - 1 / size) / (1 - 1 / size) if size > 1 else torch.ones_like(top)
             names = [stream.tasks[k].labels[i] for i in local.tolist()]
             mapped = np.array([target.get(n, -1) for n in names])
             better = conf.numpy() > best_conf

@@ -6,9 +6,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from petl.errors import ConfigError
+from petl.errors import ConfigError, unknown_choice
 
 PRECISIONS = ("no", "bf16", "fp16")
+# transformers schedulers that need nothing but warmup and total steps (reduce_lr_on_plateau
+# needs a metric per step, the *_min_lr ones extra arguments).
+SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
+              "constant_with_warmup", "inverse_sqrt")
 
 
 @dataclass
@@ -63,6 +67,18 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.lr must be positive, got {self.lr!r}.")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"TrainConfig.warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}.")
+        if self.scheduler not in SCHEDULERS:
+            raise unknown_choice("scheduler", self.scheduler, SCHEDULERS)
+        if self.weight_decay < 0:
+            raise ConfigError(f"TrainConfig.weight_decay must be >= 0, got {self.weight_decay!r}.")
+        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
+            raise ConfigError(
+                f"TrainConfig.max_grad_norm must be positive or None, got {self.max_grad_norm!r}."
+            )
+        for name in ("early_stopping_patience", "checkpoint_every", "num_threads"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f"TrainConfig.{name} must be a positive integer or None, got {value!r}.")
         if self.mixed_precision not in PRECISIONS:
             raise ConfigError(
                 f"TrainConfig.mixed_precision must be one of {PRECISIONS}, got {self.mixed_precision!r}."
