@@ -12,6 +12,8 @@ Cases (names on the command line):
     task         task-incremental, LoRA, Replay (per-task heads chosen by task id: old heads
                  are used only by some batches, so DDP must allow unused parameters)
     adapters     class-incremental, LoRA, TaskAdapters (a fresh adapter and head per task)
+    lwf          task-incremental, LoRA, LwF + Replay (old heads in the distillation term)
+    olora        class-incremental, O-LoRA (penalty on LoRA weights; merges after each task)
     fisher       EWC's empirical Fisher of task 0 on the initial weights (nothing trained)
     stop@T.S:D   the "class" case checkpointing every 2 steps into <checkpoint-root>/D,
                  killed at task T after S optimizer steps of it (S=0: before it starts)
@@ -146,6 +148,10 @@ def build(case: str) -> tuple[petl.Learner, petl.Stream]:
         scenario, strategies = "task", [petl.Replay(memory=10)]
     elif case == "adapters":
         strategies = [petl.TaskAdapters()]
+    elif case == "lwf":  # old heads are used only by the distillation term
+        scenario, strategies = "task", [petl.LwF(), petl.Replay(memory=10)]
+    elif case == "olora":
+        strategies = [petl.OLoRA(lam_orth=0.5, lam_l2=0.01)]
     elif case.startswith(("stop@", "resume")):
         config["checkpoint_every"] = 2
         if case.startswith("stop@"):
