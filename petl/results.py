@@ -61,9 +61,14 @@ class Results:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Results:
-        return cls(list(data["task_names"]), np.asarray(data["accuracy"], dtype=float),
-                   np.asarray(data["initial"], dtype=float), list(data.get("metric", [])),
-                   dict(data.get("per_class", {})), dict(data.get("info", {})))
+        return cls(
+            list(data["task_names"]),
+            np.asarray(data["accuracy"], dtype=float),
+            np.asarray(data["initial"], dtype=float),
+            list(data.get("metric", [])),
+            dict(data.get("per_class", {})),
+            dict(data.get("info", {})),
+        )
 
     @classmethod
     def load(cls, path: str) -> Results:
@@ -78,7 +83,9 @@ class Results:
             names = [f"{n} ({m})" for n, m in zip(names, self.metric, strict=True)]
         head = "| after \\ on | " + " | ".join(names) + " |"
         rule = "|---" * (len(self.task_names) + 1) + "|"
-        rows = [f"| (before) | " + " | ".join(f"{v:.3f}" for v in self.initial) + " |"]
-        rows += [f"| {name} | " + " | ".join(f"{v:.3f}" for v in row) + " |"
-                 for name, row in zip(self.task_names, self.accuracy, strict=True)]
+        rows = ["| (before) | " + " | ".join(f"{v:.3f}" for v in self.initial) + " |"]
+        rows += [
+            f"| {name} | " + " | ".join(f"{v:.3f}" for v in row) + " |"
+            for name, row in zip(self.task_names, self.accuracy, strict=True)
+        ]
         return "\n".join([head, rule, *rows])

@@ -30,10 +30,15 @@ from petl.strategies.base import Strategy
 def lora_layers(model: torch.nn.Module) -> dict[str, Any]:
     """peft LoRA layers of the "default" adapter whose update is exactly scaling * B @ A
     (plain LoRA: not AdaLoRA's SVD triplets, not DoRA's rescaled weights)."""
-    return {n: m for n, m in model.named_modules()
-            if hasattr(m, "base_layer") and isinstance(getattr(m, "lora_A", None), nn.ModuleDict)
-            and isinstance(m.lora_A["default"] if "default" in m.lora_A else None, nn.Linear)
-            and not getattr(m, "use_dora", {}).get("default", False)}
+    return {
+        n: m
+        for n, m in model.named_modules()
+        if hasattr(m, "base_layer")
+        and isinstance(getattr(m, "lora_A", None), nn.ModuleDict)
+        and "default" in m.lora_A
+        and isinstance(m.lora_A["default"], nn.Linear)
+        and not getattr(m, "use_dora", {}).get("default", False)
+    }
 
 
 def fold(layer: Any, a: torch.Tensor, b: torch.Tensor) -> None:
@@ -52,7 +57,9 @@ class OLoRA(Strategy):
 
     def __init__(self, lam_orth: float = 0.5, lam_l2: float = 0.0) -> None:
         if lam_orth < 0 or lam_l2 < 0:
-            raise ConfigError(f"OLoRA needs lam_orth >= 0 and lam_l2 >= 0; got {lam_orth!r}, {lam_l2!r}.")
+            raise ConfigError(
+                f"OLoRA needs lam_orth >= 0 and lam_l2 >= 0; got {lam_orth!r}, {lam_l2!r}."
+            )
         self.lam_orth, self.lam_l2 = lam_orth, lam_l2
         self._past: list[dict[str, tuple[torch.Tensor, torch.Tensor]]] = []
         self._seed = 0
@@ -93,13 +100,20 @@ class OLoRA(Strategy):
                 l2 = l2 + a.pow(2).sum() + layer.lora_B["default"].weight.pow(2).sum()
         return orth, l2
 
-    def loss(self, learner: Any, batch: Any, logits: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self, learner: Any, batch: Any, logits: torch.Tensor, loss: torch.Tensor
+    ) -> torch.Tensor:
         orth, l2 = self.penalty()
         return loss + self.lam_orth * orth + self.lam_l2 * l2
 
     def after_task(self, learner: Any, t: int) -> None:
-        current = {n: (m.lora_A["default"].weight.detach().clone(),
-                       m.lora_B["default"].weight.detach().clone()) for n, m in self._layers.items()}
+        current = {
+            n: (
+                m.lora_A["default"].weight.detach().clone(),
+                m.lora_B["default"].weight.detach().clone(),
+            )
+            for n, m in self._layers.items()
+        }
         for name, (a, b) in current.items():
             fold(self._layers[name], a, b)
         self._past.append(current)

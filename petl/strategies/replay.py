@@ -47,8 +47,13 @@ class Replay(Strategy):
 
     name = "replay"
 
-    def __init__(self, memory: int = 200, policy: str = "reservoir",
-                 mix_ratio: float | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        memory: int = 200,
+        policy: str = "reservoir",
+        mix_ratio: float | None = None,
+        seed: int = 0,
+    ) -> None:
         if policy not in POLICIES:
             raise ConfigError(f"Replay policy must be one of {POLICIES}, got {policy!r}.")
         if memory < 1:
@@ -86,7 +91,9 @@ class Replay(Strategy):
         self._items = [pool[i] for i in keep]
         self._classes = [cls[i] for i in keep]
 
-    def train_items(self, learner: Any, t: int, items: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    def train_items(
+        self, learner: Any, t: int, items: list[tuple[int, int]]
+    ) -> list[tuple[int, int]]:
         if not self._items:
             return items
         if self.mix_ratio is None:
@@ -99,7 +106,9 @@ class Replay(Strategy):
     def after_task(self, learner: Any, t: int) -> None:
         rows = learner.rows(t)
         # Classes are keyed by (task, label) so task-local label ids never collide.
-        classes = [t * 100_000 + r.label if learner.stream.scenario == "task" else r.label for r in rows]
+        classes = [
+            t * 100_000 + r.label if learner.stream.scenario == "task" else r.label for r in rows
+        ]
         self.add([(t, i) for i in range(len(rows))], classes, t)
 
     def state_dict(self) -> dict[str, Any]:

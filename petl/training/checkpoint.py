@@ -24,7 +24,9 @@ MANIFEST = "manifest.json"  # written last: its presence marks a complete checkp
 
 def split_state(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Separates tensors (for safetensors) from JSON-able values, keys kept."""
-    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items() if isinstance(v, torch.Tensor)}
+    tensors = {
+        k: v.detach().cpu().contiguous() for k, v in state.items() if isinstance(v, torch.Tensor)
+    }
     rest = {k: v for k, v in state.items() if not isinstance(v, torch.Tensor)}
     return tensors, rest
 
@@ -77,7 +79,9 @@ def optimizer_state(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     flat: dict[str, Any] = {"param_groups": state["param_groups"]}
     for index, values in state["state"].items():
         for key, value in values.items():
-            flat[f"state.{index}.{key}"] = value if isinstance(value, torch.Tensor) else torch.tensor(value)
+            flat[f"state.{index}.{key}"] = (
+                value if isinstance(value, torch.Tensor) else torch.tensor(value)
+            )
     return flat
 
 
@@ -91,8 +95,11 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, flat: dict[str, Any])
 
 
 def rng_state() -> dict[str, Any]:
-    out: dict[str, Any] = {"torch": torch.get_rng_state(), "python": _jsonable(random.getstate()),
-                           "numpy": _jsonable(np.random.get_state(legacy=False))}
+    out: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "python": _jsonable(random.getstate()),
+        "numpy": _jsonable(np.random.get_state(legacy=False)),
+    }
     if torch.cuda.is_available():
         out["cuda"] = torch.cuda.get_rng_state()
     return out

@@ -11,8 +11,15 @@ from petl.errors import ConfigError, unknown_choice
 PRECISIONS = ("no", "bf16", "fp16")
 # transformers schedulers that need nothing but warmup and total steps (reduce_lr_on_plateau
 # needs a metric per step, the *_min_lr ones extra arguments).
-SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
-              "constant_with_warmup", "inverse_sqrt")
+SCHEDULERS = (
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "constant",
+    "constant_with_warmup",
+    "inverse_sqrt",
+)
 
 
 @dataclass
@@ -66,7 +73,9 @@ class TrainConfig:
         if self.lr <= 0:
             raise ConfigError(f"TrainConfig.lr must be positive, got {self.lr!r}.")
         if not 0 <= self.warmup_ratio < 1:
-            raise ConfigError(f"TrainConfig.warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}.")
+            raise ConfigError(
+                f"TrainConfig.warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}."
+            )
         if self.scheduler not in SCHEDULERS:
             raise unknown_choice("scheduler", self.scheduler, SCHEDULERS)
         if self.weight_decay < 0:
@@ -78,7 +87,9 @@ class TrainConfig:
         for name in ("early_stopping_patience", "checkpoint_every", "num_threads"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
-                raise ConfigError(f"TrainConfig.{name} must be a positive integer or None, got {value!r}.")
+                raise ConfigError(
+                    f"TrainConfig.{name} must be a positive integer or None, got {value!r}."
+                )
         if self.mixed_precision not in PRECISIONS:
             raise ConfigError(
                 f"TrainConfig.mixed_precision must be one of {PRECISIONS}, got {self.mixed_precision!r}."

@@ -59,7 +59,8 @@ def make_bert(seed: int = 0, hidden: int = 32, dropout: float = 0.1) -> torch.nn
         max_position_embeddings=32,
         hidden_dropout_prob=dropout,
         attention_probs_dropout_prob=dropout,
-        num_labels=2, initializer_range=INIT,
+        num_labels=2,
+        initializer_range=INIT,
     )
     return BertForSequenceClassification(config)
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import petl
 from cl_data import make_bert
+
+import petl
 
 
 def test_adalora_budget_updates_inside_the_loop(tok, records) -> None:
     stream = petl.Stream.from_records(records, scenario="class")
     learner = petl.Learner(
-        make_bert(), tok, method="adalora",
+        make_bert(),
+        tok,
+        method="adalora",
         method_options={"init_r": 4, "target_r": 2, "tinit": 1, "tfinal": 1, "deltaT": 1},
         config=petl.TrainConfig(epochs=2, batch_size=8, progress=False),
     )

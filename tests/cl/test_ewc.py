@@ -15,7 +15,9 @@ from petl.errors import ConfigError
 from petl.strategies import ewc as ewc_module
 
 
-def tensors(seed: int, shapes: dict[str, tuple[int, ...]], positive: bool = False) -> dict[str, torch.Tensor]:
+def tensors(
+    seed: int, shapes: dict[str, tuple[int, ...]], positive: bool = False
+) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     out = {n: torch.randn(*s, generator=gen, dtype=torch.float64) for n, s in shapes.items()}
     return {n: v.abs() for n, v in out.items()} if positive else out
@@ -26,7 +28,10 @@ SHAPES = {"a.weight": (3, 4), "b.bias": (5,)}
 
 def test_penalty_equals_direct_computation() -> None:
     strategy = petl.EWC(lam=7.0)
-    terms = [(tensors(1, SHAPES, True), tensors(2, SHAPES)), (tensors(3, SHAPES, True), tensors(4, SHAPES))]
+    terms = [
+        (tensors(1, SHAPES, True), tensors(2, SHAPES)),
+        (tensors(3, SHAPES, True), tensors(4, SHAPES)),
+    ]
     strategy._terms = terms
     params = tensors(5, SHAPES)
     direct = sum(
@@ -41,7 +46,9 @@ def test_penalty_equals_direct_computation() -> None:
     assert float(strategy.loss(learner, {}, None, loss)) == pytest.approx(0.25 + 7.0 / 2 * direct)
     # parameters that are not trainable now (frozen heads, other adapters) add nothing
     only_a = {"a.weight": params["a.weight"]}
-    direct_a = sum(float((f["a.weight"] * (params["a.weight"] - a["a.weight"]) ** 2).sum()) for f, a in terms)
+    direct_a = sum(
+        float((f["a.weight"] * (params["a.weight"] - a["a.weight"]) ** 2).sum()) for f, a in terms
+    )
     assert float(strategy.penalty(only_a)) == pytest.approx(direct_a)
     assert petl.EWC().loss(learner, {}, None, loss) is loss  # no task consolidated yet
 
@@ -58,11 +65,16 @@ def test_online_mode_accumulates_and_separate_mode_keeps_terms(monkeypatch: Any,
     if mode == "separate":
         assert len(strategy._terms) == 3
         for t, (fisher, anchor) in enumerate(strategy._terms):
-            assert all(torch.equal(fisher[n], fishers[t][n]) and torch.equal(anchor[n], params[t][n]) for n in SHAPES)
+            assert all(
+                torch.equal(fisher[n], fishers[t][n]) and torch.equal(anchor[n], params[t][n])
+                for n in SHAPES
+            )
         return
-    (fisher, anchor), = strategy._terms
+    ((fisher, anchor),) = strategy._terms
     for n in SHAPES:  # F = F2 + 0.5 (F1 + 0.5 F0), anchor = the latest parameters
-        assert torch.allclose(fisher[n], fishers[2][n] + 0.5 * (fishers[1][n] + 0.5 * fishers[0][n]))
+        assert torch.allclose(
+            fisher[n], fishers[2][n] + 0.5 * (fishers[1][n] + 0.5 * fishers[0][n])
+        )
         assert torch.equal(anchor[n], params[2][n])
     restored = petl.EWC(lam=1.0, mode=mode, decay=0.5)
     restored.load_state_dict(strategy.state_dict())
@@ -72,8 +84,13 @@ def test_online_mode_accumulates_and_separate_mode_keeps_terms(monkeypatch: Any,
 
 def fitted_learner(tok: Any, method: Any = "lora") -> petl.Learner:
     stream = petl.Stream.from_records(split_records([[0, 1], [2, 3]], 12, 4), val_fraction=0)
-    learner = petl.Learner(make_bert(seed=2), tok, method=method, method_options={"r": 2} if method else None,
-                           config=petl.TrainConfig(progress=False))
+    learner = petl.Learner(
+        make_bert(seed=2),
+        tok,
+        method=method,
+        method_options={"r": 2} if method else None,
+        config=petl.TrainConfig(progress=False),
+    )
     learner.setup(stream)
     learner._activate_heads(1)  # both head blocks live: gradients reach every trainable tensor
     return learner
@@ -91,11 +108,15 @@ def test_fisher_is_mean_of_squared_per_example_gradients(tok: Any, method: Any) 
     # Direct: one padded batch, per-example losses, one autograd.grad per example.
     model = learner.model.eval()
     batch = next(iter(learner.batches(rows, batch_size=len(rows))))
-    losses = torch.nn.functional.cross_entropy(model(batch).double(), batch["labels"], reduction="none")
+    losses = torch.nn.functional.cross_entropy(
+        model(batch).double(), batch["labels"], reduction="none"
+    )
     names = list(params)
     expected = {n: torch.zeros_like(params[n], dtype=torch.float64) for n in names}
     for i in range(len(rows)):
-        grads = torch.autograd.grad(losses[i], [params[n] for n in names], retain_graph=True, allow_unused=True)
+        grads = torch.autograd.grad(
+            losses[i], [params[n] for n in names], retain_graph=True, allow_unused=True
+        )
         for n, g in zip(names, grads, strict=True):
             if g is not None:
                 expected[n] += g.double() ** 2

@@ -30,7 +30,9 @@ import petl
 MODEL_SEED = 0
 
 
-def forgetting(tok: Any, stream: petl.Stream, strategies: list[Any], **config: Any) -> tuple[float, Any]:
+def forgetting(
+    tok: Any, stream: petl.Stream, strategies: list[Any], **config: Any
+) -> tuple[float, Any]:
     learner = petl.Learner(
         make_bert(seed=MODEL_SEED),
         tok,
@@ -64,7 +66,9 @@ def task_il(tok: Any) -> dict[str, tuple[float, Any]]:
 
 
 def report(runs: dict[str, tuple[float, Any]]) -> str:
-    return "; ".join(f"{n}: F={f:.2f} R={r.accuracy.round(2).tolist()}" for n, (f, r) in runs.items())
+    return "; ".join(
+        f"{n}: F={f:.2f} R={r.accuracy.round(2).tolist()}" for n, (f, r) in runs.items()
+    )
 
 
 def test_class_incremental_replay_forgets_less_than_naive(class_il: dict[str, Any]) -> None:
@@ -77,7 +81,9 @@ def test_class_incremental_replay_forgets_less_than_naive(class_il: dict[str, An
 
 
 @pytest.mark.parametrize("strategy", ["ewc", "olora", "task_adapters"])
-def test_task_incremental_strategies_forget_less_than_naive(task_il: dict[str, Any], strategy: str) -> None:
+def test_task_incremental_strategies_forget_less_than_naive(
+    task_il: dict[str, Any], strategy: str
+) -> None:
     naive = task_il["naive"][0]
     assert naive >= 0.3, report(task_il)
     assert task_il[strategy][0] <= naive - 0.2, report(task_il)
@@ -92,5 +98,7 @@ def test_task_adapters_with_task_ids_do_not_forget_at_all(task_il: dict[str, Any
 def test_joint_forgets_least(task_il: dict[str, Any]) -> None:
     joint = task_il["joint"][0]
     # TaskAdapters forgets exactly 0 by construction; Joint may differ from it by noise.
-    assert all(joint <= f + 0.05 for name, (f, _) in task_il.items() if name != "joint"), report(task_il)
+    assert all(joint <= f + 0.05 for name, (f, _) in task_il.items() if name != "joint"), report(
+        task_il
+    )
     assert joint <= task_il["naive"][0] - 0.2, report(task_il)

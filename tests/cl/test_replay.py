@@ -21,10 +21,14 @@ MEMORY = 100
 
 def fake_learner(labels_per_task: list[list[int]], scenario: str = "class") -> Any:
     rows = [[SimpleNamespace(label=y) for y in labels] for labels in labels_per_task]
-    return SimpleNamespace(rows=lambda t, split="train": rows[t], stream=SimpleNamespace(scenario=scenario))
+    return SimpleNamespace(
+        rows=lambda t, split="train": rows[t], stream=SimpleNamespace(scenario=scenario)
+    )
 
 
-def run(strategy: petl.Replay, labels_per_task: list[list[int]], scenario: str = "class") -> petl.Replay:
+def run(
+    strategy: petl.Replay, labels_per_task: list[list[int]], scenario: str = "class"
+) -> petl.Replay:
     learner = fake_learner(labels_per_task, scenario)
     for t in range(len(labels_per_task)):
         strategy.after_task(learner, t)
@@ -36,7 +40,9 @@ def inclusion_counts(seeds: int, policy_fn: Any = None) -> np.ndarray:
     counts = np.zeros(offsets[-1])
     labels = [[0] * n for n in TASK_SIZES]
     for seed in range(seeds):
-        buffer = (policy_fn or (lambda s: run(petl.Replay(memory=MEMORY, seed=s), labels).buffer))(seed)
+        buffer = (policy_fn or (lambda s: run(petl.Replay(memory=MEMORY, seed=s), labels).buffer))(
+            seed
+        )
         assert len(buffer) == MEMORY and len(set(buffer)) == MEMORY
         for t, i in buffer:
             counts[offsets[t] + i] += 1
@@ -126,7 +132,7 @@ def test_mix_ratio() -> None:
     mixed = petl.Replay(memory=30, mix_ratio=0.25)
     mixed.after_task(learner, 0)
     items = mixed.train_items(learner, 1, new)
-    replayed = items[len(new):]
+    replayed = items[len(new) :]
     assert items[: len(new)] == new
     assert len(replayed) / len(items) == pytest.approx(0.25)  # 30 of 120
     assert set(replayed) <= set(mixed.buffer)  # drawn from the buffer, with replacement

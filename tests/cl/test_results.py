@@ -13,15 +13,27 @@ from cl_data import make_bert, split_records
 import petl
 from petl import metrics
 
-SUMMARY_KEYS = {"average_accuracy", "forgetting", "bwt", "fwt", "plasticity",
-                "average_incremental_accuracy", "final_accuracy_per_task"}
+SUMMARY_KEYS = {
+    "average_accuracy",
+    "forgetting",
+    "bwt",
+    "fwt",
+    "plasticity",
+    "average_incremental_accuracy",
+    "final_accuracy_per_task",
+}
 
 
 @pytest.fixture(scope="module")
 def fitted(tok: Any) -> tuple[petl.Stream, petl.Results]:
     stream = petl.Stream.from_records(split_records([[0, 1], [2, 3, 4]], 30, 12), val_fraction=0)
-    learner = petl.Learner(make_bert(seed=3), tok, method="lora", strategies=[petl.Replay(memory=10)],
-                           config=petl.TrainConfig(epochs=3, batch_size=10, lr=3e-2, progress=False))
+    learner = petl.Learner(
+        make_bert(seed=3),
+        tok,
+        method="lora",
+        strategies=[petl.Replay(memory=10)],
+        config=petl.TrainConfig(epochs=3, batch_size=10, lr=3e-2, progress=False),
+    )
     return stream, learner.fit(stream)
 
 
@@ -29,7 +41,7 @@ def test_results_of_a_run(fitted: tuple[petl.Stream, petl.Results]) -> None:
     stream, res = fitted
     assert res.task_names == ["t0", "t1"] and res.metric == ["accuracy", "accuracy"]
     assert res.accuracy.shape == (2, 2) and res.initial.shape == (2,)
-    assert ((0 <= res.accuracy) & (res.accuracy <= 1)).all()
+    assert ((res.accuracy >= 0) & (res.accuracy <= 1)).all()
     summary = res.summary()
     assert set(summary) == SUMMARY_KEYS
     assert summary["average_accuracy"] == metrics.average_accuracy(res.accuracy)
@@ -39,7 +51,11 @@ def test_results_of_a_run(fitted: tuple[petl.Stream, petl.Results]) -> None:
     assert summary["plasticity"] == metrics.plasticity(res.accuracy)
     assert summary["final_accuracy_per_task"] == res.accuracy[-1].tolist()
     info = res.info
-    assert info["scenario"] == "class" and info["strategies"] == ["replay"] and info["method"] == "lora"
+    assert (
+        info["scenario"] == "class"
+        and info["strategies"] == ["replay"]
+        and info["method"] == "lora"
+    )
     assert 0 < info["trainable_params"] < info["total_params"]
     assert info["train_config"]["epochs"] == 3 and info["stream"] == stream.describe()
 
@@ -61,7 +77,15 @@ def test_save_load_round_trip(fitted: tuple[petl.Stream, petl.Results], tmp_path
     path = tmp_path / "sub" / "results.json"
     res.save(str(path))
     data = json.loads(path.read_text())
-    assert set(data) == {"task_names", "accuracy", "initial", "metric", "per_class", "summary", "info"}
+    assert set(data) == {
+        "task_names",
+        "accuracy",
+        "initial",
+        "metric",
+        "per_class",
+        "summary",
+        "info",
+    }
     assert set(data["summary"]) == SUMMARY_KEYS
     back = petl.Results.load(str(path))
     assert back.task_names == res.task_names and back.metric == res.metric

@@ -79,7 +79,9 @@ def reference(tok: Any, kind: str) -> tuple[Any, dict[str, torch.Tensor]]:
     return _REFERENCE[kind]
 
 
-def killed_then_resumed(tok: Any, kind: str, kill: Kill, ckpt: str, **config: Any) -> tuple[Any, Any]:
+def killed_then_resumed(
+    tok: Any, kind: str, kill: Kill, ckpt: str, **config: Any
+) -> tuple[Any, Any]:
     with pytest.raises(Killed):
         learner(tok, kind, kill, **config).fit(stream(), checkpoint_dir=ckpt)
     again = learner(tok, kind, Kill(), **config)  # a fresh process would start like this
@@ -97,13 +99,17 @@ def assert_same(got: tuple[Any, Any], want: tuple[Any, Any]) -> None:
 
 
 def checkpoint_files(root: str) -> list[str]:
-    return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
+    return sorted(
+        os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs
+    )
 
 
 @pytest.mark.parametrize("kind", list(STRATEGIES))
 def test_resume_mid_second_task_equals_uninterrupted(tok: Any, tmp_path: Any, kind: str) -> None:
     ckpt = str(tmp_path / "run")
-    got = killed_then_resumed(tok, kind, Kill(step=15), ckpt, checkpoint_every=4)  # last ckpt: step 12
+    got = killed_then_resumed(
+        tok, kind, Kill(step=15), ckpt, checkpoint_every=4
+    )  # last ckpt: step 12
     assert_same(got, reference(tok, kind))
     files = checkpoint_files(ckpt)
     assert files and all(f.endswith((".safetensors", ".json")) for f in files), files
@@ -111,7 +117,9 @@ def test_resume_mid_second_task_equals_uninterrupted(tok: Any, tmp_path: Any, ki
 
 def test_resume_mid_first_task_and_between_tasks(tok: Any, tmp_path: Any) -> None:
     want = reference(tok, "ewc+replay")
-    got = killed_then_resumed(tok, "ewc+replay", Kill(step=5), str(tmp_path / "a"), checkpoint_every=2)
+    got = killed_then_resumed(
+        tok, "ewc+replay", Kill(step=5), str(tmp_path / "a"), checkpoint_every=2
+    )
     assert_same(got, want)
     got = killed_then_resumed(tok, "ewc+replay", Kill(before_task=1), str(tmp_path / "b"))
     assert_same(got, want)

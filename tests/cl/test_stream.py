@@ -125,7 +125,9 @@ def test_from_files_split_mapping_and_columns(tmp_path: Any) -> None:
         label_column="y",
         val_fraction=0,
     )
-    assert texts(stream.tasks[0].train) == ["c0_0", "c1_0"] and texts(stream.tasks[0].test) == ["c0_1"]
+    assert texts(stream.tasks[0].train) == ["c0_0", "c1_0"] and texts(stream.tasks[0].test) == [
+        "c0_1"
+    ]
     with pytest.raises(DataError, match="Column 'nope' not found"):
         Stream.from_files({"t": str(train)}, label_column="nope")
 
@@ -133,7 +135,7 @@ def test_from_files_split_mapping_and_columns(tmp_path: Any) -> None:
 def test_from_files_bad_paths(tmp_path: Any) -> None:
     with pytest.raises(DataError, match="does not exist"):
         Stream.from_files({"t": str(tmp_path / "missing.json")})
-    with pytest.raises(DataError, match="use .json"):
+    with pytest.raises(DataError, match=r"use \.json"):
         Stream.from_files({"t": str(tmp_path / "data.xlsx")})
 
 
@@ -166,7 +168,9 @@ def test_from_dir_layout_and_deterministic_split(tmp_path: Any) -> None:
         assert not set(texts(task.train)) & set(texts(task.test))
     # The split does not depend on the run's seed and is the same on every call.
     for seed in (0, 7):
-        again = Stream.from_dir(str(tmp_path), tasks=["trainonly", "testonly"], seed=seed, val_fraction=0)
+        again = Stream.from_dir(
+            str(tmp_path), tasks=["trainonly", "testonly"], seed=seed, val_fraction=0
+        )
         assert texts(again.tasks[0].test) == texts(trainonly.test)
         assert texts(again.tasks[1].train) == texts(testonly.train)
 
@@ -189,8 +193,9 @@ def test_from_dir_real_cl_benchmark() -> None:
     root = os.path.join(os.path.dirname(__file__), "../../../shared/data/cl_benchmark")
     if not os.path.isdir(root):
         pytest.skip("../shared/data/cl_benchmark not present")
-    stream = Stream.from_dir(root, tasks=["dbpedia", "amazon", "yelp", "agnews"],
-                             max_train=50, max_test=20)
+    stream = Stream.from_dir(
+        root, tasks=["dbpedia", "amazon", "yelp", "agnews"], max_train=50, max_test=20
+    )
     assert [len(b) for b in stream.block_labels()] == [14, 5, 0, 4]
 
 
@@ -236,7 +241,11 @@ def test_from_hub_code_path(monkeypatch: Any) -> None:
     assert calls == [("imdb",), ("glue", "sst2")]
     task = stream.tasks[1]
     assert task.labels == ["neg", "pos"] and texts(task.val) == ["fine"]
-    assert [(e.text, e.label) for e in task.train] == [("bad", "neg"), ("good", "pos"), ("meh", "neg")]
+    assert [(e.text, e.label) for e in task.train] == [
+        ("bad", "neg"),
+        ("good", "pos"),
+        ("meh", "neg"),
+    ]
 
 
 def test_from_hub_local_json_through_load_dataset(tmp_path: Any) -> None:
@@ -262,7 +271,9 @@ def table() -> list[dict[str, Any]]:
     rows = []
     for label in ("a", "b", "c", "d"):
         for i in range(4):
-            rows.append({"text": f"{label}{i}", "label": label, "split": "test" if i == 3 else "train"})
+            rows.append(
+                {"text": f"{label}{i}", "label": label, "split": "test" if i == 3 else "train"}
+            )
     return rows
 
 
@@ -333,9 +344,15 @@ def test_bad_streams_raise_clear_errors() -> None:
         Stream.from_records({"ok": {"train": TRAIN, "test": TEST}, "e": {"train": [], "test": []}})
     with pytest.raises(DataError, match=r"label\(s\) \['maybe'\] outside its label set"):
         Stream.from_records(
-            {"t": {"train": [*TRAIN, {"text": "?", "label": "maybe"}], "test": TEST, "labels": ["neg", "pos"]}}
+            {
+                "t": {
+                    "train": [*TRAIN, {"text": "?", "label": "maybe"}],
+                    "test": TEST,
+                    "labels": ["neg", "pos"],
+                }
+            }
         )
-    with pytest.raises(ConfigError, match="Unknown scenario 'clas'. Did you mean 'class'"):
+    with pytest.raises(ConfigError, match=r"Unknown scenario 'clas'\. Did you mean 'class'"):
         Stream.from_records({"t": {"train": TRAIN, "test": TEST}}, scenario="clas")
     with pytest.raises(DataError, match=r"train\[1\]: record has no 'label'"):
         Stream.from_records({"t": {"train": [TRAIN[0], {"text": "unlabelled"}], "test": TEST}})

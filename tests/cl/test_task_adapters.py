@@ -27,12 +27,21 @@ class OneParam(nn.Module):
         self.which = nn.Parameter(torch.zeros(()))  # stands in for an adapter's weights
 
 
-def fake_learner(scenario: str, task_index: int, labels: list[list[str]] | None = None,
-                 probs: dict[int, list[list[float]]] | None = None) -> Any:
+def fake_learner(
+    scenario: str,
+    task_index: int,
+    labels: list[list[str]] | None = None,
+    probs: dict[int, list[list[float]]] | None = None,
+) -> Any:
     labels = labels or (CLASS_LABELS if scenario == "class" else [["a", "b"]] * 3)
     probs = probs or PROBS
-    recs = {f"t{k}": {"train": [{"text": "x", "label": lb} for lb in ls],
-                      "test": [{"text": "x", "label": lb} for lb in ls]} for k, ls in enumerate(labels)}
+    recs = {
+        f"t{k}": {
+            "train": [{"text": "x", "label": lb} for lb in ls],
+            "test": [{"text": "x", "label": lb} for lb in ls],
+        }
+        for k, ls in enumerate(labels)
+    }
     stream = petl.Stream.from_records(recs, scenario=scenario, val_fraction=0)
     model = OneParam()
     rows = [Encoded([2, 3], None, y, 0) for y in (0, 1, 1)]
@@ -43,9 +52,15 @@ def fake_learner(scenario: str, task_index: int, labels: list[list[str]] | None 
         assert {r.task for r in batch} == ({0} if scenario == "task" else {adapter})
         return torch.tensor(probs[adapter]).log()
 
-    return SimpleNamespace(model=model, stream=stream, task_index=task_index, rows=lambda t, split: rows,
-                           trainable_parameters=lambda: {"which": model.which},
-                           logits_for=logits_for, family=SimpleNamespace(name="classification"))
+    return SimpleNamespace(
+        model=model,
+        stream=stream,
+        task_index=task_index,
+        rows=lambda t, split: rows,
+        trainable_parameters=lambda: {"which": model.which},
+        logits_for=logits_for,
+        family=SimpleNamespace(name="classification"),
+    )
 
 
 def adapters(learner: Any, stored: int) -> petl.TaskAdapters:
