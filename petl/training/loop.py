@@ -137,7 +137,7 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
                 items = fn(learner, t, items)
         learner.items = items
         learner._call("before_task", t)
-        loop = {"items": items, "epoch": 0, "micro": 0, "best": None, "bad_epochs": 0}
+        loop: dict[str, Any] = {"items": items, "epoch": 0, "micro": 0, "best": None, "bad_epochs": 0}
     else:
         loop = {k: resume[k] for k in ("items", "epoch", "micro", "best", "bad_epochs")}
         loop["items"] = [tuple(x) for x in loop["items"]]
