@@ -60,7 +60,7 @@ def load_smollm2(cache_dir: str | None = None, dtype: Any = None) -> tuple[Any, 
         tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=SMOLLM2_GGUF)
         model = AutoModelForCausalLM.from_pretrained(source, gguf_file=SMOLLM2_GGUF)
         # The weights are dequantised: drop the GGUF marker so the copy loads as plain fp32.
-        model.hf_quantizer = None
+        setattr(model, "hf_quantizer", None)  # noqa: B010
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         tmp = f"{target}.tmp{os.getpid()}"

@@ -211,6 +211,20 @@ def is_prompt_learning(backbone: nn.Module) -> bool:
     return bool(getattr(config, "is_prompt_learning", False))
 
 
+def _last_logit_only(model: LMModel) -> dict[str, int]:
+    """`logits_to_keep=1` where the model takes it: the prompt pass needs only the last
+    position's logits (the LM head over the vocabulary is a fifth of a small LM's compute)."""
+    import inspect
+
+    backbone: Any = model.backbone
+    base = backbone.get_base_model() if hasattr(backbone, "get_base_model") else backbone
+    return (
+        {"logits_to_keep": 1}
+        if "logits_to_keep" in inspect.signature(base.forward).parameters
+        else {}
+    )
+
+
 def _left_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
@@ -249,7 +263,13 @@ def candidate_logprobs(
     ids, mask = _left_pad(prompts, pad_id)
     ids, mask = ids.to(device), mask.to(device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    out = model.backbone(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+    out = model.backbone(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions,
+        use_cache=True,
+        **_last_logit_only(model),
+    )
     first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (B, V)
     # transformers 5 names the cache `cache`; 4.x `past_key_values`.
     cache = out["cache"] if "cache" in out else out["past_key_values"]

@@ -58,7 +58,7 @@ class TaskAdapters(Strategy):
     def after_task(self, learner: Any, t: int) -> None:
         self._store.append({n: p.detach().clone() for n, p in self._adapter(learner).items()})
 
-    def predict(self, learner: Any, t: int, split: str) -> np.ndarray | None:
+    def predict(self, learner: Any, t: int, split: str) -> Any:
         rows = learner.rows(t, split)
         current = {n: p.detach().clone() for n, p in self._adapter(learner).items()}
         family = learner.family

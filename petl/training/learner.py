@@ -68,7 +68,8 @@ class Learner:
             raise ConfigError(f"Each strategy may appear once; got {names}.")
         if not isinstance(model, str) and tokenizer is None:
             raise ConfigError("Pass tokenizer= with a model object (or pass a model path).")
-        self.model: nn.Module
+        self.model: Any  # ClassifierModel (task heads) or LMModel, built by the family
+        self.per_task_heads = False
         self.stream: Stream
         self.family: Family
         self.task_index = 0
@@ -215,7 +216,7 @@ class Learner:
     def fingerprint(self) -> dict[str, Any]:
         cfg = {k: v for k, v in self.config.to_dict().items() if k not in ("progress", "checkpoint_every", "num_threads")}
         base = self.model.backbone
-        base_cfg = getattr(getattr(base, "config", None), "to_dict", lambda: {})()
+        base_cfg: dict[str, Any] = getattr(getattr(base, "config", None), "to_dict", lambda: {})()
         return json.loads(json.dumps({
             "model": self.source if isinstance(self.source, str) else type(self.source).__name__,
             "model_config": {k: base_cfg.get(k) for k in ("model_type", "hidden_size", "num_hidden_layers", "vocab_size")},
