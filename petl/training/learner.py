@@ -76,6 +76,8 @@ class Learner:
         self.global_step = 0
         self.global_step_in_task = 0
         self.items: list[Item] = []
+        self._built = False  # a model object is modified in place: it can be built on once
+        self._ready_for: Stream | None = None  # the stream setup() last prepared, until fit
 
     # ---- public helpers for strategies --------------------------------------------------
     @property
@@ -185,9 +187,16 @@ class Learner:
         return max(sum(per_task), 1)
 
     def setup(self, stream: Stream) -> None:
-        """Builds model, heads, data and accelerator for `stream` (fit calls it)."""
+        """Builds model, heads, data and accelerator for `stream` (fit calls it unless
+        setup was just called for the same stream)."""
         from accelerate.utils import set_seed
 
+        if self._built and not isinstance(self.source, str):
+            raise ConfigError(
+                "This Learner already built its model: a model object is changed in place "
+                "(its classifier replaced, the method applied), so it can be set up once. "
+                "Make a new Learner with a fresh model, or pass a model path."
+            )
         cfg = self.config
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
@@ -199,6 +208,7 @@ class Learner:
         set_seed(cfg.seed)
         backbone = self._build_backbone(stream)
         self.model = self.family.build_model(self, backbone).to(self.device)
+        self._built = True
         self._prepared_model: nn.Module | None = None
         self._test_preds: list[Any] = []
         tok = self.tokenizer
@@ -206,6 +216,7 @@ class Learner:
         self._rows = [{split: self.family.encode(self, t, getattr(task, split))
                        for split in ("train", "val", "test")} for t, task in enumerate(stream.tasks)]
         self._call("setup")
+        self._ready_for = stream
 
     def _call(self, hook: str, *args: Any) -> None:
         for s in self.strategies:
@@ -233,7 +244,9 @@ class Learner:
         """Trains on every task of `stream` in order; resumes from `checkpoint_dir` if it holds
         a checkpoint of the same configuration. Returns the accuracy matrix and more."""
         start = time.perf_counter()
-        self.setup(stream)
+        if self._ready_for is not stream:
+            self.setup(stream)
+        self._ready_for = None  # a second fit builds afresh
         T = len(stream)
         self.checkpoint_dir = checkpoint_dir
         state = self._resume() if checkpoint_dir else None
