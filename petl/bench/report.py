@@ -112,6 +112,7 @@ def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row["wall_time_s"], row["wall_time_s_std"] = _mean_std(
             [r["info"].get("wall_time_s") for r in results]
         )
+        row["cpu_time_s"], _ = _mean_std([r["info"].get("cpu_time_s") for r in results])
         row["peak_rss_mb"], _ = _mean_std([r["info"].get("peak_rss_mb") for r in results])
         rows.append(row)
     return rows
@@ -129,12 +130,22 @@ def _count(n: int | None) -> str:
         return "-"
     for unit, size in (("M", 1e6), ("k", 1e3)):
         if n >= size:
-            return f"{n / size:.1f}{unit}"
+            return f"{n / size:.{0 if n >= 100 * size else 1}f}{unit}"
     return str(n)
 
 
 def table_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    head = ["run", "avg acc", "forgetting", "BWT", "diagonal", "trainable", "time s", "peak MB"]
+    head = [
+        "run",
+        "avg acc",
+        "forgetting",
+        "BWT",
+        "diagonal",
+        "trainable",
+        "wall s",
+        "cpu s",
+        "peak MB",
+    ]
     body = []
     for r in rows:
         n = len(r["seeds"])
@@ -147,6 +158,7 @@ def table_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
                 _fmt(r["plasticity"], r["plasticity_std"], seeds=n),
                 _count(r["trainable_params"]),
                 _fmt(r["wall_time_s"], digits=0),
+                _fmt(r.get("cpu_time_s"), digits=0),
                 _fmt(r["peak_rss_mb"], digits=0),
             ]
         )
@@ -222,8 +234,10 @@ def markdown(report: dict[str, Any]) -> str:
         "avg acc: mean accuracy over all tasks after the last one; forgetting: best earlier "
         "accuracy minus final, averaged over all but the last task; BWT: final minus "
         "just-trained accuracy; diagonal: mean accuracy on each task right after training "
-        "it (plasticity); trainable: parameters the optimizer updates at the end; time: "
-        "wall time of the cell; peak MB: peak resident memory of the cell. "
+        "it (plasticity); trainable: parameters the optimizer updates at the end; wall s: "
+        "wall time of the cell; cpu s: CPU time of the cell's process (the steadier figure "
+        "on a shared machine); peak MB: peak resident memory of the cell's process "
+        "(libraries included). "
         "See docs/metrics.md.",
         "",
         _md_table(
@@ -366,6 +380,7 @@ def plots(report: dict[str, Any], folder: str) -> dict[str, str]:
                 ", ".join(group), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7
             )
         ax.set_xscale("log")
+        ax.set_xlim(min(x) / 2, max(x) * 6)  # room for the labels of the rightmost points
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: _count(int(v))))
         ax.set_xlabel("trainable parameters (log scale)")
         ax.set_ylabel("average forgetting (lower is better)")
