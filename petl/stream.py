@@ -301,6 +301,11 @@ class Stream:
             records[name] = _records_from_datasetdict(loaded, text_column, label_column)
         return cls.from_records(records, scenario, **kwargs)
 
+    @classmethod
+    def from_avalanche(cls, benchmark: Any, **kwargs: Any) -> Stream:
+        """An avalanche-lib benchmark: see petl.interop.avalanche.stream_from_benchmark."""
+        from petl.interop.avalanche import stream_from_benchmark
+        return stream_from_benchmark(benchmark, **kwargs)
 
     @classmethod
     def from_table(cls, records: Sequence[Mapping[str, Any]], scenario: str = "class",
