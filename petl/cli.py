@@ -270,6 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\npetl {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `petl bench --dry-run | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -125,6 +125,10 @@ def _fmt(value: float | None, std: float | None = None, digits: int = 3, seeds: 
     return text + (f"±{std:.{digits}f}" if seeds > 1 and std is not None else "")
 
 
+def _load(values: list[float] | None) -> str:
+    return "/".join(f"{v:.1f}" for v in values) if values else "?"
+
+
 def _count(n: int | None) -> str:
     if n is None:
         return "-"
@@ -207,6 +211,12 @@ def markdown(report: dict[str, Any]) -> str:
         + (f" ({len(report['failed'])} failed)" if report["failed"] else ""),
         f"- Sum of cell wall times: {report['total_wall_time_s']:.0f} s; "
         f"{cfg.get('workers', 1)} worker(s) x {cfg.get('num_threads', 1)} torch thread(s)",
+        *(
+            f"- `{i['command']}` ({i['cells_run']} cells): {i['wall_time_s']:.0f} s wall, "
+            f"{i['cpu_time_s']:.0f} s CPU on {i['cpu_count']} CPUs, load average "
+            f"{_load(i['loadavg_start'])} before, {_load(i['loadavg_end'])} after"
+            for i in report["invocations"]
+        ),
         f"- Model: `{cfg.get('model', {}).get('path', 'minilm')}`; seeds {report['seeds']}",
         f"- Machine: {env.get('platform')}, {env.get('cpu_count')} CPUs; "
         + ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items() if v),
@@ -402,6 +412,10 @@ def build_report(out: str) -> dict[str, Any]:
     seeds = sorted({c["seed"] for c in cells})
     stream = cells[0]["results"]["info"].get("stream") if cells else None
     env = cells[-1]["environment"] if cells else environment(config.get("num_threads", 1))
+    invocations = []
+    if os.path.exists(os.path.join(out, "invocations.json")):
+        with open(os.path.join(out, "invocations.json")) as f:
+            invocations = json.load(f)
     return {
         "name": config.get("name", "bench"),
         "command": saved.get("command", "petl bench"),
@@ -415,6 +429,7 @@ def build_report(out: str) -> dict[str, Any]:
             sum(c["results"]["info"].get("wall_time_s", 0.0) for c in cells)
         ),
         "rendered_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "invocations": invocations,
         "runs": rows,
         "failed": failed,
         "plots": {},

@@ -7,6 +7,7 @@ Layout of an output folder:
     cells/<key>.json            one finished cell: run, seed, Results.to_dict(), environment
     cells/<key>.failed.json     a cell that raised a petl error (retried by --resume)
     checkpoints/<key>/          the engine's checkpoint of an unfinished cell
+    invocations.json            wall and CPU time and load average of each `petl bench` call
     results.json, report.md, plots/*.png     written by petl.bench.report
 
 `--resume DIR` reads config.json, skips every cell that has its JSON, and continues a
@@ -30,6 +31,7 @@ from petl.errors import ConfigError, PetlError
 CONFIG_FILE = "config.json"
 CELLS = "cells"
 CHECKPOINTS = "checkpoints"
+INVOCATIONS = "invocations.json"
 
 
 def cell_path(out: str, cell: Cell, suffix: str = ".json") -> str:
@@ -271,7 +273,7 @@ def run(
         failures.append(info)
         say(f"FAILED {cell.run.name} seed {cell.seed}: {info['error']}")
 
-    start = time.perf_counter()
+    start, load_start, cpu_start = time.perf_counter(), _loadavg(), _children_cpu()
     if workers <= 1:
         for cell in pending:
             bar.set_postfix_str(f"{cell.run.name} seed {cell.seed}")
@@ -301,7 +303,48 @@ def run(
     bar.close()
     with contextlib.suppress(OSError):  # removed only when no unfinished cell is left
         os.rmdir(os.path.join(out, CHECKPOINTS))
+    log_invocation(out, len(pending), time.perf_counter() - start, load_start, cpu_start)
     report = write_report(out)
     report["failed"] = failures
-    report["elapsed_s"] = time.perf_counter() - start
     return report
+
+
+def _children_cpu() -> float:
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def log_invocation(
+    out: str, cells_run: int, elapsed: float, load_start: list[float] | None, cpu_start: float
+) -> None:
+    """Appends this invocation's wall time, CPU time (this process and its workers) and the
+    machine's load average before/after to <out>/invocations.json: on a shared machine the
+    load says how much of the wall time was other jobs'."""
+    path = os.path.join(out, INVOCATIONS)
+    history = []
+    if os.path.exists(path):
+        with open(path) as f:
+            history = json.load(f)
+    history.append(
+        {
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "command": " ".join(["petl", *sys.argv[1:]]),
+            "cells_run": cells_run,
+            "wall_time_s": round(elapsed, 1),
+            "cpu_time_s": round(_children_cpu() - cpu_start, 1),
+            "cpu_count": os.cpu_count(),
+            "loadavg_start": load_start,
+            "loadavg_end": _loadavg(),
+        }
+    )
+    _write_json(path, history)

@@ -83,6 +83,9 @@ def test_bench_resume_and_report(write_config, tmp_path, capsys, monkeypatch):
     for plot in ("accuracy_matrices.png", "task_accuracy.png", "forgetting_vs_params.png"):
         assert (out / "plots" / plot).stat().st_size > 1000
     assert not (out / "checkpoints").exists()
+    invocations = json.loads((out / "invocations.json").read_text())
+    assert [i["cells_run"] for i in invocations] == [1]  # the interrupted call logs nothing
+    assert invocations[0]["wall_time_s"] > 0 and invocations[0]["cpu_time_s"] > 0
 
     os.remove(out / "report.md")
     assert main(["report", str(out)]) == 0
