@@ -73,7 +73,9 @@ def run_one(cfg: dict[str, Any], run: dict[str, Any], stream: Any, out_dir: str)
     slug = re.sub(r"[^a-z0-9]+", "_", run["name"].lower()).strip("_")
     results.info["benchmark_run"] = run["name"]
     results.save(os.path.join(out_dir, f"{slug}.json"))
-    print(f"\n## {run['name']}  ({wall:.0f} s wall, {cpu:.0f} s CPU)\n{results.table()}", flush=True)
+    print(
+        f"\n## {run['name']}  ({wall:.0f} s wall, {cpu:.0f} s CPU)\n{results.table()}", flush=True
+    )
     print({k: round(v, 3) for k, v in results.summary().items() if isinstance(v, float)})
     return {"name": run["name"], "results": results, "wall_s": wall, "cpu_s": cpu}
 
@@ -98,8 +100,12 @@ def markdown(cfg: dict[str, Any], done: list[dict[str, Any]], command: str, size
             f"| {d['cpu_s'] / 60:.1f} min |"
         )
     for d in done:
-        lines += ["", f"{d['name']} (exact match; row = after training task, column = task):", "",
-                  d["results"].table()]
+        lines += [
+            "",
+            f"{d['name']} (exact match; row = after training task, column = task):",
+            "",
+            d["results"].table(),
+        ]
     return "\n".join(lines)
 
 
@@ -122,12 +128,21 @@ def main(argv: list[str] | None = None) -> None:
     for key in ("max_train", "max_test"):
         if getattr(args, key) is not None:
             spec[key] = getattr(args, key)
-    stream = petl.Stream.from_dir(spec.pop("data_dir"), tasks=spec.pop("tasks"), family="generation",
-                                  instructions=spec.pop("instructions", None), **spec)
-    sizes = ", ".join(f"{t.name} {len(t.train)} train / {len(t.test)} test ({len(t.labels)} labels)"
-                      for t in stream.tasks)
+    stream = petl.Stream.from_dir(
+        spec.pop("data_dir"),
+        tasks=spec.pop("tasks"),
+        family="generation",
+        instructions=spec.pop("instructions", None),
+        **spec,
+    )
+    sizes = ", ".join(
+        f"{t.name} {len(t.train)} train / {len(t.test)} test ({len(t.labels)} labels)"
+        for t in stream.tasks
+    )
     print(f"stream: {sizes}")
-    out_dir = cfg.get("output_dir", os.path.join("benchmarks", "results", cfg.get("name", "generative")))
+    out_dir = cfg.get(
+        "output_dir", os.path.join("benchmarks", "results", cfg.get("name", "generative"))
+    )
     os.makedirs(out_dir, exist_ok=True)
     runs = [r for r in cfg["runs"] if not args.runs or r["name"] in args.runs]
     done = [run_one(cfg, run, stream, out_dir) for run in runs]
@@ -136,9 +151,23 @@ def main(argv: list[str] | None = None) -> None:
     with open(os.path.join(out_dir, "summary.md"), "w") as f:
         f.write(text + "\n")
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
-        json.dump({"command": command, "sizes": sizes,
-                   "runs": [{"name": d["name"], "wall_s": d["wall_s"], "cpu_s": d["cpu_s"],
-                             "summary": d["results"].summary()} for d in done]}, f, indent=2)
+        json.dump(
+            {
+                "command": command,
+                "sizes": sizes,
+                "runs": [
+                    {
+                        "name": d["name"],
+                        "wall_s": d["wall_s"],
+                        "cpu_s": d["cpu_s"],
+                        "summary": d["results"].summary(),
+                    }
+                    for d in done
+                ],
+            },
+            f,
+            indent=2,
+        )
     print("\n" + text)
 
 
