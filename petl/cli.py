@@ -89,10 +89,10 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a method option, e.g. --option r=16 (repeatable)",
     )
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--lr", type=float)
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--max-length", type=int)
+    train.add_argument("--epochs", type=int, help="default 2")
+    train.add_argument("--lr", type=float, help="default 5e-3 (PEFT) or 2e-4 (--method none)")
+    train.add_argument("--batch-size", type=int, help="default 8")
+    train.add_argument("--max-length", type=int, help="tokens per example, default 64")
     train.add_argument("--max-train", type=int, help="training examples (subsampled)")
     train.add_argument("--max-test", type=int, help="test examples (subsampled)")
     train.add_argument("--seed", type=int)
