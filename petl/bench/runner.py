@@ -48,7 +48,11 @@ def load_saved_config(out: str) -> BenchConfig:
 
 
 def _comparable(raw: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in raw.items() if k not in ("output_dir", "workers", "keep_checkpoints")}
+    return {
+        k: v
+        for k, v in raw.items()
+        if k not in ("output_dir", "workers", "num_threads", "keep_checkpoints")
+    }
 
 
 def prepare(config: BenchConfig, out: str, resume: bool, overwrite: bool = False) -> bool:
