@@ -10,7 +10,17 @@ from petl.methods.bitfit import BitFitConfig
 from petl.methods.bottleneck import BottleneckConfig
 from petl.methods.native import PetlModel
 from petl.results import Results
-from petl.strategies import EWC, STRATEGIES, Joint, LwF, Naive, OLoRA, Replay, Strategy, TaskAdapters
+from petl.strategies import (
+    EWC,
+    STRATEGIES,
+    Joint,
+    LwF,
+    Naive,
+    OLoRA,
+    Replay,
+    Strategy,
+    TaskAdapters,
+)
 from petl.stream import Example, Stream, Task
 from petl.summary import Summary, summary
 from petl.training.config import TrainConfig
@@ -19,9 +29,33 @@ from petl.training.learner import Learner
 __version__ = "0.1.0"
 
 __all__ = [
-    "EWC", "STRATEGIES", "Example", "Joint", "Learner", "LwF", "Naive", "OLoRA", "Replay",
-    "Results", "Stream", "Strategy", "Task", "TaskAdapters", "TrainConfig",
-    "METHODS", "BitFitConfig", "BottleneckConfig", "CheckpointError", "ConfigError",
-    "DataError", "IncompatibleModelError", "PetlError", "PetlModel", "Summary",
-    "apply", "load", "save", "summary",
+    "EWC",
+    "METHODS",
+    "STRATEGIES",
+    "BitFitConfig",
+    "BottleneckConfig",
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "Example",
+    "IncompatibleModelError",
+    "Joint",
+    "Learner",
+    "LwF",
+    "Naive",
+    "OLoRA",
+    "PetlError",
+    "PetlModel",
+    "Replay",
+    "Results",
+    "Strategy",
+    "Stream",
+    "Summary",
+    "Task",
+    "TaskAdapters",
+    "TrainConfig",
+    "apply",
+    "load",
+    "save",
+    "summary",
 ]

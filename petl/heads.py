@@ -56,7 +56,9 @@ class TaskHeads(nn.Module):
         if task_ids is None:
             raise ValueError("Task-incremental heads need the task id of every example.")
         width = max(self.block_sizes)
-        out = features.new_full((*features.shape[:-1], width), float("-inf"), dtype=self.weights[0].dtype)
+        out = features.new_full(
+            (*features.shape[:-1], width), float("-inf"), dtype=self.weights[0].dtype
+        )
         for t in task_ids.unique().tolist():
             rows = task_ids == t
             out[rows, ..., : self.block_sizes[t]] = self.block(features[rows], t)  # per token too
@@ -96,7 +98,11 @@ class ClassifierModel(nn.Module):
         self.heads = heads
 
     def features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids", "pixel_values")}
+        inputs = {
+            k: v
+            for k, v in batch.items()
+            if k in ("input_ids", "attention_mask", "token_type_ids", "pixel_values")
+        }
         return self.backbone(**inputs).logits
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -82,14 +82,17 @@ def to_example(record: Mapping[str, Any] | Example, where: str) -> Example:
         return record
     text_key = next((k for k in TEXT_KEYS if k in record), None)
     if text_key is None:
-        raise DataError(f"{where}: record has no text field (one of {TEXT_KEYS}); keys: {sorted(record)}.")
+        raise DataError(
+            f"{where}: record has no text field (one of {TEXT_KEYS}); keys: {sorted(record)}."
+        )
     if "label" not in record or record["label"] is None:
         raise DataError(
             f"{where}: record has no 'label'. Every scenario of petl needs labelled examples."
         )
     pair_key = next((k for k in PAIR_KEYS if k in record), None)
-    return Example(str(record[text_key]), str(record["label"]),
-                   str(record[pair_key]) if pair_key else None)
+    return Example(
+        str(record[text_key]), str(record["label"]), str(record[pair_key]) if pair_key else None
+    )
 
 
 class Stream:
@@ -99,8 +102,9 @@ class Stream:
     `from_hub`; all take `max_train`, `max_test`, `val_fraction` and `seed`.
     """
 
-    def __init__(self, tasks: Sequence[Task], scenario: str = "class",
-                 family: str = "classification") -> None:
+    def __init__(
+        self, tasks: Sequence[Task], scenario: str = "class", family: str = "classification"
+    ) -> None:
         if scenario not in SCENARIOS:
             raise unknown_choice("scenario", scenario, SCENARIOS)
         if family not in FAMILIES:
@@ -170,16 +174,30 @@ class Stream:
         return {
             "scenario": self.scenario,
             "family": self.family,
-            "tasks": [{"name": t.name, "labels": t.labels, "train": len(t.train),
-                       "val": len(t.val), "test": len(t.test)} for t in self.tasks],
+            "tasks": [
+                {
+                    "name": t.name,
+                    "labels": t.labels,
+                    "train": len(t.train),
+                    "val": len(t.val),
+                    "test": len(t.test),
+                }
+                for t in self.tasks
+            ],
         }
 
     # ---- builders -----------------------------------------------------------------------
     @classmethod
-    def from_records(cls, tasks: Mapping[str, Mapping[str, Any]], scenario: str = "class",
-                     max_train: int | None = None, max_test: int | None = None,
-                     val_fraction: float = 0.1, seed: int = 0,
-                     family: str = "classification") -> Stream:
+    def from_records(
+        cls,
+        tasks: Mapping[str, Mapping[str, Any]],
+        scenario: str = "class",
+        max_train: int | None = None,
+        max_test: int | None = None,
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        family: str = "classification",
+    ) -> Stream:
         """Builds a stream from `{task_name: {"train": [...], "test": [...], "labels": [...]}}`.
 
         Records are dicts with a text field ('text' or 'sentence'), 'label', and optionally a
@@ -204,9 +222,16 @@ class Stream:
                 convert = to_example
                 if family == "generation":
                     from petl.families.generation import instruction_example as convert
-                splits = {k: [convert(r, f"task {name!r} {k}[{i}]") for i, r in enumerate(spec.get(k) or [])]
-                          for k in ("train", "val", "test")}
-                labels = list(spec.get("labels") or sorted({e.label for s in splits.values() for e in s}))
+                splits = {
+                    k: [
+                        convert(r, f"task {name!r} {k}[{i}]")
+                        for i, r in enumerate(spec.get(k) or [])
+                    ]
+                    for k in ("train", "val", "test")
+                }
+                labels = list(
+                    spec.get("labels") or sorted({e.label for s in splits.values() for e in s})
+                )
             if not splits["train"] and not splits["test"]:
                 raise DataError(f"Task {name!r} is empty: it has neither train nor test examples.")
             task = _finish_task(name, labels, splits, max_train, max_test, val_fraction, seed)
@@ -215,9 +240,15 @@ class Stream:
         return cls(built, scenario, family)
 
     @classmethod
-    def from_dir(cls, root: str, tasks: Sequence[str] | None = None, scenario: str = "class",
-                 family: str = "classification", instructions: Mapping[str, str] | None = None,
-                 **kwargs: Any) -> Stream:
+    def from_dir(
+        cls,
+        root: str,
+        tasks: Sequence[str] | None = None,
+        scenario: str = "class",
+        family: str = "classification",
+        instructions: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Stream:
         """Reads the cl_benchmark layout: `<root>/<task>/labels.json`, `train.json`, `test.json`.
 
         With `family="generation"` every task becomes an instruction task whose answers are
@@ -245,14 +276,21 @@ class Stream:
 
             for name, spec in records.items():
                 labels = spec.get("labels") or sorted(
-                    {str(r["label"]) for k in ("train", "test") for r in spec.get(k) or []})
-                spec["instruction"] = (instructions or {}).get(name) or default_instruction(name, labels)
+                    {str(r["label"]) for k in ("train", "test") for r in spec.get(k) or []}
+                )
+                spec["instruction"] = (instructions or {}).get(name) or default_instruction(
+                    name, labels
+                )
         return cls.from_records(records, scenario, family=family, **kwargs)
 
     @classmethod
-    def from_ner(cls, files: Mapping[str, str | Mapping[str, str]],
-                 types: Mapping[str, Sequence[str]] | None = None, scenario: str = "class",
-                 **kwargs: Any) -> Stream:
+    def from_ner(
+        cls,
+        files: Mapping[str, str | Mapping[str, str]],
+        types: Mapping[str, Sequence[str]] | None = None,
+        scenario: str = "class",
+        **kwargs: Any,
+    ) -> Stream:
         """A token-classification (NER) stream from local files.
 
         `files` maps a task name to one file or to `{"train": path, "test": path}`. Files in
@@ -272,9 +310,14 @@ class Stream:
         return cls.from_records(records, scenario, family="tokens", **kwargs)
 
     @classmethod
-    def from_files(cls, files: Mapping[str, str | Mapping[str, str]], scenario: str = "class",
-                   text_column: str | None = None, label_column: str = "label",
-                   **kwargs: Any) -> Stream:
+    def from_files(
+        cls,
+        files: Mapping[str, str | Mapping[str, str]],
+        scenario: str = "class",
+        text_column: str | None = None,
+        label_column: str = "label",
+        **kwargs: Any,
+    ) -> Stream:
         """Reads local json/jsonl/csv/parquet files through `datasets`.
 
         `files` maps a task name to one file or to `{"train": path, "test": path}`.
@@ -282,14 +325,21 @@ class Stream:
         records: dict[str, dict[str, Any]] = {}
         for name, paths in files.items():
             split_paths = {"train": paths} if isinstance(paths, str) else dict(paths)
-            records[name] = {split: _read_table(path, text_column, label_column)
-                             for split, path in split_paths.items()}
+            records[name] = {
+                split: _read_table(path, text_column, label_column)
+                for split, path in split_paths.items()
+            }
         return cls.from_records(records, scenario, **kwargs)
 
     @classmethod
-    def from_hub(cls, datasets_by_task: Mapping[str, str | tuple[str, str]], scenario: str = "class",
-                 text_column: str | None = None, label_column: str = "label",
-                 **kwargs: Any) -> Stream:
+    def from_hub(
+        cls,
+        datasets_by_task: Mapping[str, str | tuple[str, str]],
+        scenario: str = "class",
+        text_column: str | None = None,
+        label_column: str = "label",
+        **kwargs: Any,
+    ) -> Stream:
         """Loads Hugging Face hub datasets (`{"agnews": "ag_news", "sst2": ("glue", "sst2")}`)
         with `datasets.load_dataset`; integer labels become their ClassLabel names."""
         import datasets
@@ -305,12 +355,19 @@ class Stream:
     def from_avalanche(cls, benchmark: Any, **kwargs: Any) -> Stream:
         """An avalanche-lib benchmark: see petl.interop.avalanche.stream_from_benchmark."""
         from petl.interop.avalanche import stream_from_benchmark
+
         return stream_from_benchmark(benchmark, **kwargs)
 
     @classmethod
-    def from_table(cls, records: Sequence[Mapping[str, Any]], scenario: str = "class",
-                   task_column: str = "task", split_column: str = "split",
-                   classes_per_task: int | None = None, **kwargs: Any) -> Stream:
+    def from_table(
+        cls,
+        records: Sequence[Mapping[str, Any]],
+        scenario: str = "class",
+        task_column: str = "task",
+        split_column: str = "split",
+        classes_per_task: int | None = None,
+        **kwargs: Any,
+    ) -> Stream:
         """Builds a stream from one flat table of records (e.g. a whole benchmark in one file).
 
         Tasks come from `task_column`, in order of first appearance. Without task ids,
@@ -331,8 +388,11 @@ class Stream:
             raise DataError("from_table got no records.")
         missing = [i for i, r in enumerate(rows) if r.get(task_column) is None]
         if missing and (scenario != "class" or classes_per_task is None):
-            need = ("task-incremental learning needs the task id of every example"
-                    if scenario == "task" else f"a {scenario}-incremental stream needs task ids")
+            need = (
+                "task-incremental learning needs the task id of every example"
+                if scenario == "task"
+                else f"a {scenario}-incremental stream needs task ids"
+            )
             raise DataError(
                 f"{need}, but record {missing[0]} has no {task_column!r} column. Add it, or "
                 "build a class-incremental stream with classes_per_task=k to cut the labels "
@@ -356,14 +416,18 @@ class Stream:
         split_of = {"test": "test", "val": "val", "validation": "val", "dev": "val"}
         # Tasks cut from the label set follow label order; named tasks, first appearance.
         tasks: dict[str, dict[str, Any]] = {
-            key: {"train": [], "val": [], "test": []} for key in (sorted(set(keys)) if missing else [])
+            key: {"train": [], "val": [], "test": []}
+            for key in (sorted(set(keys)) if missing else [])
         }
         for key, r in zip(keys, rows, strict=True):
             split = split_of.get(str(r.get(split_column, "train")).lower(), "train")
             tasks.setdefault(key, {"train": [], "val": [], "test": []})[split].append(r)
         return cls.from_records(tasks, scenario, **kwargs)
 
-def _records_from_datasetdict(loaded: Any, text_column: str | None, label_column: str) -> dict[str, Any]:
+
+def _records_from_datasetdict(
+    loaded: Any, text_column: str | None, label_column: str
+) -> dict[str, Any]:
     spec: dict[str, Any] = {}
     for split, ds in loaded.items():
         key = {"validation": "val", "dev": "val"}.get(split, split)
@@ -377,16 +441,21 @@ def _records_from_datasetdict(loaded: Any, text_column: str | None, label_column
     return spec
 
 
-def _row(row: Mapping[str, Any], text_column: str | None, label_column: str,
-         names: list[str] | None) -> dict[str, Any]:
+def _row(
+    row: Mapping[str, Any], text_column: str | None, label_column: str, names: list[str] | None
+) -> dict[str, Any]:
     if label_column not in row:
-        raise DataError(f"Column {label_column!r} not found; columns: {sorted(row)}. Pass label_column=.")
+        raise DataError(
+            f"Column {label_column!r} not found; columns: {sorted(row)}. Pass label_column=."
+        )
     label = row[label_column]
     out = dict(row)
     out["label"] = names[label] if names and isinstance(label, int) else label
     if text_column:
         if text_column not in row:
-            raise DataError(f"Column {text_column!r} not found; columns: {sorted(row)}. Pass text_column=.")
+            raise DataError(
+                f"Column {text_column!r} not found; columns: {sorted(row)}. Pass text_column=."
+            )
         out["text"] = row[text_column]
     return out
 
@@ -395,7 +464,13 @@ def _read_table(path: str, text_column: str | None, label_column: str) -> list[d
     import datasets
 
     ext = os.path.splitext(path)[1].lstrip(".").lower()
-    builder = {"jsonl": "json", "json": "json", "csv": "csv", "parquet": "parquet", "tsv": "csv"}.get(ext)
+    builder = {
+        "jsonl": "json",
+        "json": "json",
+        "csv": "csv",
+        "parquet": "parquet",
+        "tsv": "csv",
+    }.get(ext)
     if builder is None:
         raise DataError(f"Cannot read {path!r}: use .json, .jsonl, .csv, .tsv or .parquet.")
     if not os.path.exists(path):
@@ -414,9 +489,15 @@ def _subsample(examples: list[Example], n: int | None, rng: np.random.Generator)
     return [examples[i] for i in keep]
 
 
-def _finish_task(name: str, labels: list[str], splits: dict[str, list[Example]],
-                 max_train: int | None, max_test: int | None, val_fraction: float,
-                 seed: int) -> Task:
+def _finish_task(
+    name: str,
+    labels: list[str],
+    splits: dict[str, list[Example]],
+    max_train: int | None,
+    max_test: int | None,
+    val_fraction: float,
+    seed: int,
+) -> Task:
     train, val, test = splits["train"], splits["val"], splits["test"]
     if not test or not train:
         # One side missing: a fixed split (independent of the run's seed) of the other.
@@ -428,12 +509,20 @@ def _finish_task(name: str, labels: list[str], splits: dict[str, list[Example]],
     rng = _stable_rng("sample", name, seed)
     if not val and val_fraction > 0 and len(train) > 1:
         order = rng.permutation(len(train))
-        n_val = max(1, int(len(train) * val_fraction)) if max_train is None else max(
-            1, int(min(len(train), max_train) * val_fraction))
+        n_val = (
+            max(1, int(len(train) * val_fraction))
+            if max_train is None
+            else max(1, int(min(len(train), max_train) * val_fraction))
+        )
         val = [train[i] for i in order[:n_val]]
         train = [train[i] for i in sorted(order[n_val:].tolist())]
-    return Task(name, labels, _subsample(train, max_train, rng), _subsample(test, max_test, rng),
-                _subsample(val, max_test, rng))
+    return Task(
+        name,
+        labels,
+        _subsample(train, max_train, rng),
+        _subsample(test, max_test, rng),
+        _subsample(val, max_test, rng),
+    )
 
 
 def iter_labels(examples: Iterable[Example]) -> list[str]:

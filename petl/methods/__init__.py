@@ -34,20 +34,32 @@ def register(spec: MethodSpec) -> None:
 
 def get_method(name: str) -> MethodSpec:
     key = name.lower().replace("-", "_")
-    key = {"prompt": "prompt_tuning", "prefix": "prefix_tuning", "ptuning": "p_tuning"}.get(key, key)
+    key = {"prompt": "prompt_tuning", "prefix": "prefix_tuning", "ptuning": "p_tuning"}.get(
+        key, key
+    )
     if key not in METHODS:
         raise unknown_choice("method", name, METHODS)
     return METHODS[key]
 
 
-register(MethodSpec("lora", "peft", True, "Low-rank update of weight matrices (DoRA, rsLoRA as options)"))
+register(
+    MethodSpec("lora", "peft", True, "Low-rank update of weight matrices (DoRA, rsLoRA as options)")
+)
 register(MethodSpec("adalora", "peft", True, "LoRA with an adaptive rank budget"))
 register(MethodSpec("ia3", "peft", True, "Learned rescaling of keys, values and feed-forward"))
 register(MethodSpec("prompt_tuning", "peft", False, "Trainable soft prompt tokens"))
 register(MethodSpec("prefix_tuning", "peft", False, "Trainable key/value prefixes (decoders)"))
 register(MethodSpec("p_tuning", "peft", False, "Soft prompts from a small prompt encoder"))
 register(
-    MethodSpec("bottleneck", "petl", False, "Houlsby/Pfeiffer bottleneck adapters",
-               bottleneck.BottleneckConfig, bottleneck.inject)
+    MethodSpec(
+        "bottleneck",
+        "petl",
+        False,
+        "Houlsby/Pfeiffer bottleneck adapters",
+        bottleneck.BottleneckConfig,
+        bottleneck.inject,
+    )
 )
-register(MethodSpec("bitfit", "petl", True, "Bias-only training", bitfit.BitFitConfig, bitfit.inject))
+register(
+    MethodSpec("bitfit", "petl", True, "Bias-only training", bitfit.BitFitConfig, bitfit.inject)
+)

@@ -10,4 +10,14 @@ from petl.strategies.task_adapters import TaskAdapters
 
 STRATEGIES = {cls.name: cls for cls in (Naive, EWC, Replay, LwF, TaskAdapters, OLoRA, Joint)}
 
-__all__ = ["EWC", "STRATEGIES", "Joint", "LwF", "Naive", "OLoRA", "Replay", "Strategy", "TaskAdapters"]
+__all__ = [
+    "EWC",
+    "STRATEGIES",
+    "Joint",
+    "LwF",
+    "Naive",
+    "OLoRA",
+    "Replay",
+    "Strategy",
+    "TaskAdapters",
+]

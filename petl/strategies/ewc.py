@@ -25,8 +25,13 @@ class EWC(Strategy):
 
     name = "ewc"
 
-    def __init__(self, lam: float = 1e3, mode: str = "separate", decay: float = 1.0,
-                 fisher_samples: int = 200) -> None:
+    def __init__(
+        self,
+        lam: float = 1e3,
+        mode: str = "separate",
+        decay: float = 1.0,
+        fisher_samples: int = 200,
+    ) -> None:
         if mode not in ("separate", "online"):
             raise ConfigError(f"EWC mode must be 'separate' or 'online', got {mode!r}.")
         if lam < 0 or fisher_samples < 1 or not 0 <= decay <= 1:
@@ -55,7 +60,9 @@ class EWC(Strategy):
                     total = total + (f * (params[name] - anchor[name]) ** 2).sum()
         return total
 
-    def loss(self, learner: Any, batch: Any, logits: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self, learner: Any, batch: Any, logits: torch.Tensor, loss: torch.Tensor
+    ) -> torch.Tensor:
         if not self._terms:
             return loss
         return loss + self.lam / 2 * self.penalty(learner.trainable_parameters())

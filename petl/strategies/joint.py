@@ -13,6 +13,8 @@ class Joint(Strategy):
 
     name = "joint"
 
-    def train_items(self, learner: Any, t: int, items: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    def train_items(
+        self, learner: Any, t: int, items: list[tuple[int, int]]
+    ) -> list[tuple[int, int]]:
         earlier = [(k, i) for k in range(t) for i in range(len(learner.rows(k)))]
         return earlier + items

@@ -48,19 +48,25 @@ class LwF(Strategy):
         if t == 0:
             return
         if learner.family.name != "classification":
-            self._snapshot = {n: p.detach().clone() for n, p in learner.trainable_parameters().items()}
+            self._snapshot = {
+                n: p.detach().clone() for n, p in learner.trainable_parameters().items()
+            }
             return
         model = learner.model
         model.eval()
         outs = []
         for batch in learner.batches(learner.item_rows(learner.items)):
-            outs.append(torch.cat(self._old_logits(learner, model.features(batch), t), dim=-1).float().cpu())
+            outs.append(
+                torch.cat(self._old_logits(learner, model.features(batch), t), dim=-1).float().cpu()
+            )
         model.train()
         self._teacher = torch.cat(outs) if outs and outs[0].numel() else None
 
-    def loss(self, learner: Any, batch: Any, logits: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self, learner: Any, batch: Any, logits: torch.Tensor, loss: torch.Tensor
+    ) -> torch.Tensor:
         if self._snapshot and self.alpha:
-            return loss + self.alpha * self.temperature ** 2 * self._token_kd(learner, batch, logits)
+            return loss + self.alpha * self.temperature**2 * self._token_kd(learner, batch, logits)
         if self._teacher is None or self.alpha == 0:
             return loss
         student = self._old_logits(learner, learner.model.last_features, self._task)
@@ -68,8 +74,10 @@ class LwF(Strategy):
         T, start, kd = self.temperature, 0, logits.new_zeros(())
         for block in student:
             width = block.shape[-1]
-            target = F.softmax(teacher[:, start:start + width] / T, dim=-1)
-            kd = kd + F.kl_div(F.log_softmax(block.float() / T, dim=-1), target, reduction="batchmean")
+            target = F.softmax(teacher[:, start : start + width] / T, dim=-1)
+            kd = kd + F.kl_div(
+                F.log_softmax(block.float() / T, dim=-1), target, reduction="batchmean"
+            )
             start += width
         return loss + self.alpha * T * T * kd
 
@@ -97,17 +105,24 @@ class LwF(Strategy):
                 model.train(was)
                 model.last_features = features
                 heads, snap = model.heads, self._snapshot
-                blocks = [old.to(heads.weights[k].dtype) @ snap.get(f"heads.weights.{k}", heads.weights[k]).T
-                          + snap.get(f"heads.biases.{k}", heads.biases[k])
-                          for k in range(self._task) if heads.block_sizes[k]]
+                blocks = [
+                    old.to(heads.weights[k].dtype)
+                    @ snap.get(f"heads.weights.{k}", heads.weights[k]).T
+                    + snap.get(f"heads.biases.{k}", heads.biases[k])
+                    for k in range(self._task)
+                    if heads.block_sizes[k]
+                ]
                 if heads.mode == "concat":
                     blocks = [torch.cat(blocks, dim=-1)] if blocks else []
                 teacher = [b[labelled] for b in blocks]
         kd = logits.new_zeros((), dtype=torch.float32)
         for s, t in zip(student, teacher, strict=True):
             if s.numel():
-                kd = kd + F.kl_div(F.log_softmax(s.float() / T, dim=-1),
-                                   F.softmax(t.float() / T, dim=-1), reduction="batchmean")
+                kd = kd + F.kl_div(
+                    F.log_softmax(s.float() / T, dim=-1),
+                    F.softmax(t.float() / T, dim=-1),
+                    reduction="batchmean",
+                )
         return kd
 
     def state_dict(self) -> dict[str, Any]:
@@ -120,4 +135,6 @@ class LwF(Strategy):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._task = int(state.get("task", -1))
         self._teacher = state.get("teacher")
-        self._snapshot = {k[len("snapshot."):]: v for k, v in state.items() if k.startswith("snapshot.")}
+        self._snapshot = {
+            k[len("snapshot.") :]: v for k, v in state.items() if k.startswith("snapshot.")
+        }

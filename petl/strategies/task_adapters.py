@@ -40,7 +40,9 @@ class TaskAdapters(Strategy):
         self._store: list[dict[str, torch.Tensor]] = []
 
     def _adapter(self, learner: Any) -> dict[str, torch.nn.Parameter]:
-        return {n: p for n, p in learner.trainable_parameters().items() if not n.startswith("heads.")}
+        return {
+            n: p for n, p in learner.trainable_parameters().items() if not n.startswith("heads.")
+        }
 
     def _load(self, learner: Any, state: dict[str, torch.Tensor]) -> None:
         own = dict(learner.model.named_parameters())

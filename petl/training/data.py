@@ -26,19 +26,32 @@ class Encoded:
     task: int
 
 
-def encode_split(label_ids: dict[str, int], task_index: int, examples: Sequence[Example],
-                 tokenizer, max_length: int) -> list[Encoded]:
+def encode_split(
+    label_ids: dict[str, int],
+    task_index: int,
+    examples: Sequence[Example],
+    tokenizer,
+    max_length: int,
+) -> list[Encoded]:
     if not examples:  # e.g. no validation split; tokenizers fail on an empty list
         return []
     ids = label_ids
     texts = [e.text for e in examples]
     pairs = [e.text_pair for e in examples]
     has_pairs = any(p is not None for p in pairs)
-    enc = tokenizer(texts, [p or "" for p in pairs] if has_pairs else None, truncation=True,
-                    max_length=max_length)
+    enc = tokenizer(
+        texts,
+        [p or "" for p in pairs] if has_pairs else None,
+        truncation=True,
+        max_length=max_length,
+    )
     types = enc.get("token_type_ids")
-    return [Encoded(enc["input_ids"][i], types[i] if types is not None else None,
-                    ids[e.label], task_index) for i, e in enumerate(examples)]
+    return [
+        Encoded(
+            enc["input_ids"][i], types[i] if types is not None else None, ids[e.label], task_index
+        )
+        for i, e in enumerate(examples)
+    ]
 
 
 def collate(rows: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
@@ -71,9 +84,13 @@ class RowsDataset(torch.utils.data.Dataset):
         return self.ids[i], self.rows[i]
 
 
-def make_loader(rows: Sequence[Encoded], batch_size: int, pad_id: int,
-                ids: Sequence[int] | None = None,
-                collate_fn: Callable[..., dict[str, torch.Tensor]] = collate) -> torch.utils.data.DataLoader:
+def make_loader(
+    rows: Sequence[Encoded],
+    batch_size: int,
+    pad_id: int,
+    ids: Sequence[int] | None = None,
+    collate_fn: Callable[..., dict[str, torch.Tensor]] = collate,
+) -> torch.utils.data.DataLoader:
     """A loader in the given order; each batch also carries `positions`: `ids` of its rows
     (by default their index in `rows`). `collate_fn(rows, pad_id)` is the task family's."""
 
@@ -82,15 +99,20 @@ def make_loader(rows: Sequence[Encoded], batch_size: int, pad_id: int,
         batch["positions"] = torch.tensor([i for i, _ in pairs])
         return batch
 
-    return torch.utils.data.DataLoader(RowsDataset(rows, ids), batch_size=batch_size, shuffle=False,
-                                       collate_fn=_collate)
+    return torch.utils.data.DataLoader(
+        RowsDataset(rows, ids), batch_size=batch_size, shuffle=False, collate_fn=_collate
+    )
 
 
-def iter_batches(rows: Sequence[Encoded], batch_size: int, pad_id: int,
-                 device: torch.device,
-                 collate_fn: Callable[..., dict[str, torch.Tensor]] = collate) -> Iterator[dict[str, torch.Tensor]]:
+def iter_batches(
+    rows: Sequence[Encoded],
+    batch_size: int,
+    pad_id: int,
+    device: torch.device,
+    collate_fn: Callable[..., dict[str, torch.Tensor]] = collate,
+) -> Iterator[dict[str, torch.Tensor]]:
     """Plain local batches (no sharding), for strategies' own passes over data."""
     for start in range(0, len(rows), batch_size):
-        batch = collate_fn(rows[start:start + batch_size], pad_id)
+        batch = collate_fn(rows[start : start + batch_size], pad_id)
         batch["positions"] = torch.arange(start, start + len(batch["labels"]))
         yield {k: v.to(device) for k, v in batch.items()}

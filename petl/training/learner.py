@@ -47,10 +47,17 @@ class Learner:
             get petl's task heads) or a causal LM (see petl.families).
     """
 
-    def __init__(self, model: nn.Module | str, tokenizer: Any = None, method: Any = "lora",
-                 method_options: dict[str, Any] | None = None, strategies: Sequence[Any] | None = None,
-                 config: TrainConfig | None = None, accelerator: Any = None,
-                 family: str | Family | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module | str,
+        tokenizer: Any = None,
+        method: Any = "lora",
+        method_options: dict[str, Any] | None = None,
+        strategies: Sequence[Any] | None = None,
+        config: TrainConfig | None = None,
+        accelerator: Any = None,
+        family: str | Family | None = None,
+    ) -> None:
         self.source = model
         self.tokenizer = tokenizer
         self.method = method
@@ -107,8 +114,13 @@ class Learner:
         return [self._rows[t]["train"][i] for t, i in items]
 
     def batches(self, rows: Sequence[Encoded], batch_size: int | None = None):
-        return iter_batches(rows, batch_size or self.config.eval_batch_size, self.pad_id, self.device,
-                            collate_fn=self.family.collate)
+        return iter_batches(
+            rows,
+            batch_size or self.config.eval_batch_size,
+            self.pad_id,
+            self.device,
+            collate_fn=self.family.collate,
+        )
 
     @torch.no_grad()
     def logits_for(self, rows: Sequence[Encoded]) -> torch.Tensor:
@@ -117,7 +129,10 @@ class Learner:
         was_training = model.training
         model.eval()
         loader = self.accelerator.prepare_data_loader(
-            make_loader(rows, self.config.eval_batch_size, self.pad_id, collate_fn=self.family.collate))
+            make_loader(
+                rows, self.config.eval_batch_size, self.pad_id, collate_fn=self.family.collate
+            )
+        )
         out = []
         for batch in loader:
             with self.accelerator.autocast():
@@ -160,7 +175,9 @@ class Learner:
             from transformers import AutoTokenizer
 
             if not os.path.exists(self.source) and os.environ.get("HF_HUB_OFFLINE") == "1":
-                raise ConfigError(f"Model {self.source!r} is not a local path and the hub is offline.")
+                raise ConfigError(
+                    f"Model {self.source!r} is not a local path and the hub is offline."
+                )
             self.tokenizer = self.tokenizer or AutoTokenizer.from_pretrained(self.source)
             auto = getattr(transformers, self.family.auto_class)
             kwargs = {"num_labels": 2} if self.family.name != "generation" else {}
@@ -213,8 +230,13 @@ class Learner:
         self._test_preds: list[Any] = []
         tok = self.tokenizer
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
-        self._rows = [{split: self.family.encode(self, t, getattr(task, split))
-                       for split in ("train", "val", "test")} for t, task in enumerate(stream.tasks)]
+        self._rows = [
+            {
+                split: self.family.encode(self, t, getattr(task, split))
+                for split in ("train", "val", "test")
+            }
+            for t, task in enumerate(stream.tasks)
+        ]
         self._call("setup")
         self._ready_for = stream
 
@@ -225,19 +247,37 @@ class Learner:
                 fn(self, *args)
 
     def fingerprint(self) -> dict[str, Any]:
-        cfg = {k: v for k, v in self.config.to_dict().items() if k not in ("progress", "checkpoint_every", "num_threads")}
+        cfg = {
+            k: v
+            for k, v in self.config.to_dict().items()
+            if k not in ("progress", "checkpoint_every", "num_threads")
+        }
         base = self.model.backbone
         base_cfg: dict[str, Any] = getattr(getattr(base, "config", None), "to_dict", lambda: {})()
-        return json.loads(json.dumps({
-            "model": self.source if isinstance(self.source, str) else type(self.source).__name__,
-            "model_config": {k: base_cfg.get(k) for k in ("model_type", "hidden_size", "num_hidden_layers", "vocab_size")},
-            "method": self.method if isinstance(self.method, str | None) else repr(self.method),
-            "method_options": self.method_options,
-            "strategies": [[getattr(s, "name", type(s).__name__), _safe(s)] for s in self.strategies],
-            "family": self.family.config(),
-            "train": cfg,
-            "stream": self.stream.describe(),
-        }, default=str))
+        return json.loads(
+            json.dumps(
+                {
+                    "model": self.source
+                    if isinstance(self.source, str)
+                    else type(self.source).__name__,
+                    "model_config": {
+                        k: base_cfg.get(k)
+                        for k in ("model_type", "hidden_size", "num_hidden_layers", "vocab_size")
+                    },
+                    "method": self.method
+                    if isinstance(self.method, str | None)
+                    else repr(self.method),
+                    "method_options": self.method_options,
+                    "strategies": [
+                        [getattr(s, "name", type(s).__name__), _safe(s)] for s in self.strategies
+                    ],
+                    "family": self.family.config(),
+                    "train": cfg,
+                    "stream": self.stream.describe(),
+                },
+                default=str,
+            )
+        )
 
     # ---- fit ----------------------------------------------------------------------------
     def fit(self, stream: Stream, checkpoint_dir: str | None = None) -> Results:
@@ -274,14 +314,17 @@ class Learner:
         # not done in a hook, so a resumed run gets the same trainable set.
         heads = getattr(self.model, "heads", None)
         if heads is not None:
-            heads.activate(t, freeze_old=any(getattr(s, "freeze_old_heads", False)
-                                             for s in self.strategies))
+            heads.activate(
+                t, freeze_old=any(getattr(s, "freeze_old_heads", False) for s in self.strategies)
+            )
 
     def _evaluate_all(self) -> list[float]:
         # The last evaluation's predictions are kept for results() (generation is costly).
         self._test_preds = [self.predictions(t) for t in range(len(self.stream))]
-        return [self.family.score(self, t, "test", p) if self.rows(t, "test") else 0.0
-                for t, p in enumerate(self._test_preds)]
+        return [
+            self.family.score(self, t, "test", p) if self.rows(t, "test") else 0.0
+            for t, p in enumerate(self._test_preds)
+        ]
 
     def predictions(self, task: int, split: str = "test") -> Any:
         """Predictions for a task's split (strategies may override the rule): label ids
@@ -303,8 +346,10 @@ class Learner:
         from petl.summary import summary
 
         preds = self._test_preds or [self.predictions(t) for t in range(len(self.stream))]
-        per_class = {task.name: self.family.details(self, t, "test", preds[t])
-                     for t, task in enumerate(self.stream.tasks)}
+        per_class = {
+            task.name: self.family.details(self, t, "test", preds[t])
+            for t, task in enumerate(self.stream.tasks)
+        }
         counts = summary(self.model)
         info = {
             "scenario": self.stream.scenario,
@@ -321,26 +366,49 @@ class Learner:
             "num_processes": self.accelerator.num_processes,
             "mixed_precision": str(self.accelerator.mixed_precision),
         }
-        return Results(self.stream.names, np.array(self.acc_rows, dtype=float), np.array(self.initial),
-                       [self.family.metric(task) for task in self.stream.tasks], per_class, info)
+        return Results(
+            self.stream.names,
+            np.array(self.acc_rows, dtype=float),
+            np.array(self.initial),
+            [self.family.metric(task) for task in self.stream.tasks],
+            per_class,
+            info,
+        )
 
     # ---- checkpoints --------------------------------------------------------------------
     def _model_state(self) -> dict[str, torch.Tensor]:
-        return {n: p.detach() for n, p in self.model.named_parameters()
-                if p.requires_grad or n.startswith("heads.")}
+        return {
+            n: p.detach()
+            for n, p in self.model.named_parameters()
+            if p.requires_grad or n.startswith("heads.")
+        }
 
-    def _save_checkpoint(self, phase: str, loop_state: dict[str, Any] | None = None,
-                         extra: dict[str, dict[str, Any]] | None = None) -> None:
+    def _save_checkpoint(
+        self,
+        phase: str,
+        loop_state: dict[str, Any] | None = None,
+        extra: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         if not self.checkpoint_dir:
             return
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
-            state = {"fingerprint": self.fingerprint(), "phase": phase, "task": self.task_index,
-                     "global_step": self.global_step, "acc_rows": self.acc_rows,
-                     "initial": self.initial, "elapsed": time.perf_counter() - self._start,
-                     **(loop_state or {})}
-            parts: dict[str, dict[str, Any]] = {"state": state, "model": self._model_state(),
-                                                "rng": ckpt.rng_state(), **(extra or {})}
+            state = {
+                "fingerprint": self.fingerprint(),
+                "phase": phase,
+                "task": self.task_index,
+                "global_step": self.global_step,
+                "acc_rows": self.acc_rows,
+                "initial": self.initial,
+                "elapsed": time.perf_counter() - self._start,
+                **(loop_state or {}),
+            }
+            parts: dict[str, dict[str, Any]] = {
+                "state": state,
+                "model": self._model_state(),
+                "rng": ckpt.rng_state(),
+                **(extra or {}),
+            }
             for s in self.strategies:
                 parts[f"strategy.{getattr(s, 'name', type(s).__name__)}"] = s.state_dict()
             ckpt.write(self.checkpoint_dir, parts)
@@ -416,7 +484,9 @@ def _check_processes(acc: Any, cfg: TrainConfig) -> None:
         warnings.warn(
             f"petl's loop was validated under DDP (replicated parameters); under {kind} "
             "parameters or optimizer state are sharded, which EWC, OLoRA, TaskAdapters and "
-            "petl's checkpoints do not handle yet. See docs/distributed.md.", stacklevel=3)
+            "petl's checkpoints do not handle yet. See docs/distributed.md.",
+            stacklevel=3,
+        )
     for name in ("batch_size", "eval_batch_size"):
         value = getattr(cfg, name)
         if n > 1 and value % n:

@@ -137,7 +137,13 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
                 items = fn(learner, t, items)
         learner.items = items
         learner._call("before_task", t)
-        loop: dict[str, Any] = {"items": items, "epoch": 0, "micro": 0, "best": None, "bad_epochs": 0}
+        loop: dict[str, Any] = {
+            "items": items,
+            "epoch": 0,
+            "micro": 0,
+            "best": None,
+            "bad_epochs": 0,
+        }
     else:
         loop = {k: resume[k] for k in ("items", "epoch", "micro", "best", "bad_epochs")}
         loop["items"] = [tuple(x) for x in loop["items"]]
@@ -147,8 +153,12 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     micro_per_epoch = math.ceil(len(rows) / cfg.batch_size)
     steps = math.ceil(micro_per_epoch / cfg.grad_accum) * cfg.epochs
-    scheduler = get_scheduler(cfg.scheduler, optimizer, num_warmup_steps=int(cfg.warmup_ratio * steps),
-                              num_training_steps=steps)
+    scheduler = get_scheduler(
+        cfg.scheduler,
+        optimizer,
+        num_warmup_steps=int(cfg.warmup_ratio * steps),
+        num_training_steps=steps,
+    )
     model, optimizer = prepare(learner, optimizer)
     learner._prepared_model = model
     best_state = None
@@ -160,14 +170,24 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
     adalora = adalora_model(learner.model.backbone)
     left = len(rows)
     learner.global_step_in_task = 0 if resume is None else resume.get("step_in_task", 0)
-    bar = tqdm(total=steps, initial=learner.global_step_in_task,
-               desc=f"task {t + 1}/{len(learner.stream)} {learner.stream.names[t]}",
-               disable=not (cfg.progress and acc.is_main_process), leave=False)
+    bar = tqdm(
+        total=steps,
+        initial=learner.global_step_in_task,
+        desc=f"task {t + 1}/{len(learner.stream)} {learner.stream.names[t]}",
+        disable=not (cfg.progress and acc.is_main_process),
+        leave=False,
+    )
     for epoch in range(loop["epoch"], cfg.epochs):
         order = epoch_order(len(rows), cfg.seed, t, epoch)
-        loader = acc.prepare_data_loader(make_loader([rows[i] for i in order], cfg.batch_size,
-                                                     learner.pad_id, ids=order,
-                                                     collate_fn=learner.family.collate))
+        loader = acc.prepare_data_loader(
+            make_loader(
+                [rows[i] for i in order],
+                cfg.batch_size,
+                learner.pad_id,
+                ids=order,
+                collate_fn=learner.family.collate,
+            )
+        )
         skip = loop["micro"] if epoch == loop["epoch"] else 0
         if skip:
             loader = acc.skip_first_batches(loader, skip)
@@ -215,10 +235,18 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
     learner._prepared_model = None
 
 
-def _checkpoint(learner: Learner, optimizer: Any, scheduler: Any, loop: dict[str, Any],
-                best_state: dict[str, torch.Tensor] | None) -> None:
+def _checkpoint(
+    learner: Learner,
+    optimizer: Any,
+    scheduler: Any,
+    loop: dict[str, Any],
+    best_state: dict[str, torch.Tensor] | None,
+) -> None:
     inner = getattr(optimizer, "optimizer", optimizer)
-    extra = {"optimizer": ckpt.optimizer_state(inner), "scheduler": scheduler.state_dict(),
-             "best": best_state or {}}
+    extra = {
+        "optimizer": ckpt.optimizer_state(inner),
+        "scheduler": scheduler.state_dict(),
+        "best": best_state or {},
+    }
     state = {**loop, "step_in_task": learner.global_step_in_task}
     learner._save_checkpoint(phase="training", loop_state=state, extra=extra)
