@@ -58,6 +58,8 @@ class Learner:
         accelerator: Any = None,
         family: str | Family | None = None,
     ) -> None:
+        if isinstance(model, os.PathLike):
+            model = os.fspath(model)
         self.source = model
         self.tokenizer = tokenizer
         self.method = method
@@ -73,7 +75,7 @@ class Learner:
         names = [getattr(s, "name", type(s).__name__) for s in self.strategies]
         if len(set(names)) != len(names):
             raise ConfigError(f"Each strategy may appear once; got {names}.")
-        if not isinstance(model, str) and tokenizer is None:
+        if not isinstance(self.source, str) and tokenizer is None:
             raise ConfigError("Pass tokenizer= with a model object (or pass a model path).")
         self.model: Any  # ClassifierModel (task heads) or LMModel, built by the family
         self.per_task_heads = False

@@ -107,3 +107,10 @@ def test_bad_strategy_options() -> None:
         petl.LwF(temperature=0)
     with pytest.raises(ConfigError):
         petl.OLoRA(lam_orth=-1)
+
+
+def test_learner_accepts_a_pathlib_model_path() -> None:
+    import pathlib
+
+    learner = petl.Learner(pathlib.Path("/nonexistent/model"), method="lora")
+    assert learner.source == "/nonexistent/model"
