@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from petl.errors import ConfigError, DataError, IncompatibleModelError, unknown_choice
-from petl.families.tokens import masked_cross_entropy
+from petl.families.tokens import collate_tokens, masked_cross_entropy
 from petl.stream import PAIR_KEYS, TEXT_KEYS, Example
 
 if TYPE_CHECKING:
@@ -158,20 +158,7 @@ def encode_instructions(
 
 def collate_lm(rows: Sequence[LMRow], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-padded batch; labels -100 on prompt and padding."""
-    width = max(len(r.input_ids) for r in rows)
-    n = len(rows)
-    batch = {
-        "input_ids": torch.full((n, width), pad_id, dtype=torch.long),
-        "attention_mask": torch.zeros((n, width), dtype=torch.long),
-        "labels": torch.full((n, width), IGNORE, dtype=torch.long),
-    }
-    for i, row in enumerate(rows):
-        k = len(row.input_ids)
-        batch["input_ids"][i, :k] = torch.tensor(row.input_ids)
-        batch["attention_mask"][i, :k] = 1
-        batch["labels"][i, :k] = torch.tensor(row.labels)
-    batch["task_ids"] = torch.tensor([r.task for r in rows])
-    return batch
+    return collate_tokens(rows, pad_id)
 
 
 def lm_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:

@@ -200,7 +200,8 @@ def encode_tokens(
     return rows
 
 
-def collate_tokens(rows: Sequence[TokenRow], pad_id: int) -> dict[str, torch.Tensor]:
+def collate_tokens(rows: Sequence[Any], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded batch of token-level rows (tagging or LM): labels -100 on padding."""
     width = max(len(r.input_ids) for r in rows)
     n = len(rows)
     batch = {
@@ -208,14 +209,14 @@ def collate_tokens(rows: Sequence[TokenRow], pad_id: int) -> dict[str, torch.Ten
         "attention_mask": torch.zeros((n, width), dtype=torch.long),
         "labels": torch.full((n, width), IGNORE, dtype=torch.long),
     }
-    if rows[0].token_type_ids is not None:
+    if getattr(rows[0], "token_type_ids", None) is not None:
         batch["token_type_ids"] = torch.zeros((n, width), dtype=torch.long)
     for i, row in enumerate(rows):
         k = len(row.input_ids)
         batch["input_ids"][i, :k] = torch.tensor(row.input_ids)
         batch["attention_mask"][i, :k] = 1
         batch["labels"][i, :k] = torch.tensor(row.labels)
-        if row.token_type_ids is not None:
+        if getattr(row, "token_type_ids", None) is not None:
             batch["token_type_ids"][i, :k] = torch.tensor(row.token_type_ids)
     batch["task_ids"] = torch.tensor([r.task for r in rows])
     return batch
