@@ -153,6 +153,7 @@ def test_optimizer_step_changes_only_trainable(case: Case) -> None:
     opt.step()
     if case.method == "adalora":
         model.base_model.update_and_allocate(1)
+    # Frozen parameters must keep every bit (no update at all), so exact comparison.
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert changed <= set(params), f"frozen parameters changed: {sorted(changed - set(params))[:5]}"
     assert any(ADAPTER_MARKERS[case.method] in n for n in changed), "the adapter did not change"
@@ -240,12 +241,19 @@ def test_bottleneck_merge_raises(case: Case) -> None:
 
 
 @matrix
-def test_disabled_adapter_gives_base_outputs(case: Case) -> None:
+def test_disabled_adapter_gives_base_outputs(case: Case, request: pytest.FixtureRequest) -> None:
     model = adapted(case)
     if "prompt" in ADAPTER_MARKERS[case.method] and not hasattr(
         model, "prepare_inputs_for_generation"
     ):
-        pytest.skip("peft 0.21 bug: disable_adapter on prompt learning needs a generative model")
+        # strict: the day peft fixes it, this xfail turns into a failure that says so
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                raises=(AttributeError, UnboundLocalError),
+                reason="peft 0.21 bug: disable_adapter on prompt learning needs a generative model",
+            )
+        )
     perturb(model, case, head=False)
     with model.disable_adapter():
         disabled = logits(model, case)

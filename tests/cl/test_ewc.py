@@ -64,7 +64,7 @@ def test_online_mode_accumulates_and_separate_mode_keeps_terms(monkeypatch: Any,
         strategy.after_task(learner, t)
     if mode == "separate":
         assert len(strategy._terms) == 3
-        for t, (fisher, anchor) in enumerate(strategy._terms):
+        for t, (fisher, anchor) in enumerate(strategy._terms):  # stored copies: exact
             assert all(
                 torch.equal(fisher[n], fishers[t][n]) and torch.equal(anchor[n], params[t][n])
                 for n in SHAPES

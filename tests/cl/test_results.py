@@ -89,6 +89,7 @@ def test_save_load_round_trip(fitted: tuple[petl.Stream, petl.Results], tmp_path
     assert set(data["summary"]) == SUMMARY_KEYS
     back = petl.Results.load(str(path))
     assert back.task_names == res.task_names and back.metric == res.metric
+    # A saved float equals its reload bit for bit (JSON keeps every digit of a float).
     assert np.array_equal(back.accuracy, res.accuracy) and np.array_equal(back.initial, res.initial)
     assert back.per_class == res.per_class and back.info == json.loads(json.dumps(res.info))
     assert back.summary() == res.summary()

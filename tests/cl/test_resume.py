@@ -94,6 +94,8 @@ def assert_same(got: tuple[Any, Any], want: tuple[Any, Any]) -> None:
     assert res.initial.tolist() == ref.initial.tolist()
     assert res.per_class == ref.per_class
     assert w.keys() == ref_w.keys()
+    # Bit identity is the property: the resumed run repeats the same computations on the
+    # same shapes as the uninterrupted one (same batches, seeds and kernels).
     for name in w:
         assert torch.equal(w[name], ref_w[name]), name
 
