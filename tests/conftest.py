@@ -15,7 +15,6 @@ import sys
 import zlib
 
 import numpy as np
-
 import pytest
 import torch
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 import torch
-from torch.testing import assert_close
 from cl_data import make_bert, split_records
+from torch.testing import assert_close
 
 import petl
 from petl.heads import TaskHeads
