@@ -11,8 +11,17 @@ from petl.methods.bottleneck import BottleneckConfig
 from petl.methods.native import PetlModel
 from petl.results import Results
 from petl.strategies import (
+    AGEM,
+    DER,
+    ERACE,
     EWC,
+    GEM,
+    MAS,
+    SI,
     STRATEGIES,
+    Cumulative,
+    GDumb,
+    ICaRL,
     Joint,
     LwF,
     Naive,
@@ -59,3 +68,4 @@ __all__ = [
     "save",
     "summary",
 ]
+__all__ += ["AGEM", "DER", "ERACE", "GEM", "MAS", "SI", "Cumulative", "GDumb", "ICaRL"]

@@ -28,9 +28,7 @@ def build_head_model(learner: Any, backbone: nn.Module) -> ClassifierModel:
     width = detach_final_layer(backbone)
     backbone = learner.apply_method(backbone)
     stream = learner.stream
-    learner.per_task_heads = stream.scenario == "task" or any(
-        getattr(s, "per_task_heads", False) for s in learner.strategies
-    )
+    learner.per_task_heads = stream.scenario == "task" or learner.hooks.capability("per_task_heads")
     if learner.per_task_heads:
         sizes = [len(t.labels) for t in stream.tasks]
     else:

@@ -1,14 +1,29 @@
 """Continual-learning strategies, one file each; combine any of them in a Learner."""
 
+from petl.strategies.agem import AGEM
 from petl.strategies.base import Naive, Strategy
+from petl.strategies.cumulative import Cumulative
+from petl.strategies.der import DER
+from petl.strategies.er_ace import ERACE
 from petl.strategies.ewc import EWC
+from petl.strategies.gdumb import GDumb
+from petl.strategies.gem import GEM
+from petl.strategies.icarl import ICaRL
 from petl.strategies.joint import Joint
 from petl.strategies.lwf import LwF
+from petl.strategies.mas import MAS
 from petl.strategies.olora import OLoRA
+from petl.strategies.protocol import Capabilities
 from petl.strategies.replay import Replay
+from petl.strategies.si import SI
 from petl.strategies.task_adapters import TaskAdapters
 
-STRATEGIES = {cls.name: cls for cls in (Naive, EWC, Replay, LwF, TaskAdapters, OLoRA, Joint)}
+STRATEGIES: dict[str, type[Strategy]] = {
+    cls.name: cls for cls in (Naive, EWC, Replay, LwF, TaskAdapters, OLoRA, Joint)
+}
+# the classic catalog, on the same protocol (one file each)
+CATALOG = (SI, MAS, AGEM, GEM, DER, ERACE, ICaRL, GDumb, Cumulative)
+STRATEGIES.update({cls.name: cls for cls in CATALOG})
 
 __all__ = [
     "EWC",
@@ -21,3 +36,5 @@ __all__ = [
     "Strategy",
     "TaskAdapters",
 ]
+__all__ += ["AGEM", "DER", "ERACE", "GEM", "MAS", "SI", "Capabilities", "Cumulative", "GDumb"]
+__all__ += ["ICaRL"]

@@ -1,40 +1,62 @@
-"""The strategy interface: a few hooks the training loop calls, all optional.
+"""The strategy base class: no-op defaults of every hook (petl.strategies.protocol lists
+them and says when the loop calls each), and Naive, the strategy that does nothing.
 
-A strategy is any object with some of these methods (the loop looks them up by name, as
-Avalanche's plugins are found). Subclassing `Strategy` only documents them and supplies
-no-op defaults; it carries no behaviour. Hooks receive the `Learner`, whose public
-attributes (model, stream, task_index, config, accelerator) are all they may use.
-
-Hooks, in the order the loop calls them:
-    setup(learner)                          check that the strategy fits the model/method
-    before_task(learner, t)                 prepare for task t (snapshots, teachers)
-    train_items(learner, t, items) -> items the (task, example) pairs to train task t on
-    loss(learner, batch, logits, loss) -> loss   add a penalty or a distillation term
-    after_step(learner)                     after each optimizer step
-    after_task(learner, t)                  consolidate (Fisher, buffers, adapters)
-    predict(learner, t, split) -> preds | None   override how task t is predicted
-    state_dict() / load_state_dict(state)   tensors and JSON values, for checkpoints
-"""
+Subclassing `Strategy` is optional (any object with some hooks works) and carries no
+behaviour: it documents the hooks, supplies defaults that the dispatcher skips, and gives
+the `config()` echoed into results and checkpoint fingerprints. Hooks receive the
+`Learner`, whose public attributes (model, stream, task_index, config, accelerator) are
+all they may use."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
+
+from petl.strategies.protocol import Capabilities
 
 
 class Strategy:
     """No-op defaults of every hook; `name` keys the strategy's checkpoint part."""
 
     name = "strategy"
+    capabilities: ClassVar[Capabilities] = Capabilities()
 
     def config(self) -> dict[str, Any]:
         """The strategy's settings, echoed into results and checkpoint fingerprints."""
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
+    def setup(self, learner: Any) -> None:
+        """Checks that the strategy fits the model and method (after the model is built)."""
+
+    def before_task(self, learner: Any, t: int) -> None:
+        """Prepares for task t (snapshots, teachers)."""
+
+    def train_items(self, learner: Any, t: int, items: list[Any]) -> list[Any]:
+        """The (task, example) items to train task t on; default: unchanged."""
+        return items
+
+    def loss(self, learner: Any, batch: Any, logits: Any, loss: Any) -> Any:
+        """The training loss with this strategy's terms added; default: unchanged."""
+        return loss
+
+    def before_step(self, learner: Any) -> None:
+        """Reads or rewrites the final gradients, before clipping and the optimizer step."""
+
+    def after_step(self, learner: Any) -> None:
+        """After the optimizer step, gradients still present."""
+
+    def after_task(self, learner: Any, t: int) -> None:
+        """Consolidates after task t (Fisher, buffers, adapters)."""
+
+    def predict(self, learner: Any, t: int, split: str) -> Any:
+        """Predictions for task t's split, or None to use the family's rule."""
+        return None
+
     def state_dict(self) -> dict[str, Any]:
+        """Tensors and JSON values to checkpoint (see petl.strategies.state)."""
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        return None
+        """Restores `state_dict()`'s output (an empty dict: nothing saved yet)."""
 
 
 class Naive(Strategy):

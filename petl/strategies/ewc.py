@@ -17,6 +17,7 @@ import torch
 
 from petl.errors import ConfigError
 from petl.strategies.base import Strategy
+from petl.strategies.state import pack, unpack
 
 
 class EWC(Strategy):
@@ -68,18 +69,11 @@ class EWC(Strategy):
         return loss + self.lam / 2 * self.penalty(learner.trainable_parameters())
 
     def state_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"num_terms": len(self._terms)}
-        for k, (fisher, anchor) in enumerate(self._terms):
-            out.update({f"fisher.{k}.{n}": v for n, v in fisher.items()})
-            out.update({f"anchor.{k}.{n}": v for n, v in anchor.items()})
-        return out
+        return pack({"fisher": [f for f, _ in self._terms], "anchor": [a for _, a in self._terms]})
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._terms = [({}, {}) for _ in range(int(state.get("num_terms", 0)))]
-        for key, value in state.items():
-            if key.startswith(("fisher.", "anchor.")):
-                kind, k, name = key.split(".", 2)
-                self._terms[int(k)][0 if kind == "fisher" else 1][name] = value
+        saved = unpack(state, {"fisher": [], "anchor": []})
+        self._terms = list(zip(saved["fisher"], saved["anchor"], strict=True))
 
 
 def fisher_rows(learner: Any, t: int, samples: int) -> list[Any]:

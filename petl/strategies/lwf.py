@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from petl.errors import ConfigError
 from petl.strategies.base import Strategy
+from petl.strategies.state import pack, unpack
 
 
 class LwF(Strategy):
@@ -126,15 +127,12 @@ class LwF(Strategy):
         return kd
 
     def state_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"task": self._task}
-        if self._teacher is not None:
-            out["teacher"] = self._teacher
-        out.update({f"snapshot.{n}": v for n, v in self._snapshot.items()})
-        return out
+        return pack({"task": self._task, "teacher": self._teacher, "snapshot": self._snapshot})
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._task = int(state.get("task", -1))
-        self._teacher = state.get("teacher")
-        self._snapshot = {
-            k[len("snapshot.") :]: v for k, v in state.items() if k.startswith("snapshot.")
-        }
+        saved = unpack(state, {"task": -1, "teacher": None, "snapshot": {}})
+        self._task, self._teacher, self._snapshot = (
+            saved["task"],
+            saved["teacher"],
+            saved["snapshot"],
+        )

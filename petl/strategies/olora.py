@@ -25,6 +25,7 @@ from torch import nn
 
 from petl.errors import ConfigError, IncompatibleModelError
 from petl.strategies.base import Strategy
+from petl.strategies.state import pack, unpack
 
 
 def lora_layers(model: torch.nn.Module) -> dict[str, Any]:
@@ -120,18 +121,11 @@ class OLoRA(Strategy):
         self.before_task(learner, t + 1)
 
     def state_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"num_tasks": len(self._past)}
-        for k, layers in enumerate(self._past):
-            for name, (a, b) in layers.items():
-                out[f"A.{k}.{name}"], out[f"B.{k}.{name}"] = a, b
-        return out
+        return pack({"past": self._past})
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._past = [{} for _ in range(int(state.get("num_tasks", 0)))]
-        for key, value in state.items():
-            if key.startswith("A."):
-                _, k, name = key.split(".", 2)
-                self._past[int(k)][name] = (value, state[f"B.{k}.{name}"])
+        past = unpack(state, {"past": []})["past"]
+        self._past = [{n: (a, b) for n, (a, b) in layers.items()} for layers in past]
         for layers in self._past:
             for name, (a, b) in layers.items():
                 fold(self._layers[name], a, b)

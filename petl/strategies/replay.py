@@ -1,11 +1,8 @@
 """Experience replay with a fixed memory budget (in examples).
 
-Storage (what the buffer keeps) is separate from replay (how it is mixed in):
-- "reservoir": every example seen gets a random key; the buffer keeps the `memory`
-  largest keys, so each example seen so far is kept with equal probability.
-- "class_balanced": the budget is split evenly over the classes seen so far; within a
-  class the same random keys choose.
-Mixing: with `mix_ratio=None` the whole buffer is added to each new task's training set;
+Storage (what the buffer keeps, petl.strategies.storage: "reservoir", "class_balanced",
+"herding", "first_come" or any object with its two methods) is separate from replay (how
+it is mixed in). Mixing: with `mix_ratio=None` the whole buffer is added to each new task's training set;
 with a ratio r, r of the training set is drawn from the buffer (with replacement).
 Buffers hold `(task, example)` indices and keys only, and are identical on every process
 (the keys come from a generator seeded by the strategy's seed)."""
@@ -18,49 +15,31 @@ import numpy as np
 
 from petl.errors import ConfigError
 from petl.strategies.base import Strategy
+from petl.strategies.storage import POLICIES, Storage, balanced_quotas, get_storage
 
-POLICIES = ("reservoir", "class_balanced")
-
-
-def balanced_quotas(counts: dict[int, int], memory: int) -> dict[int, int]:
-    """Splits `memory` slots evenly over classes; a class with fewer examples than its share
-    keeps all of them and its unused slots go to the others (shares differ by at most one
-    between classes that fill them)."""
-    quota: dict[int, int] = {}
-    left, open_classes = memory, sorted(counts, key=lambda c: (counts[c], c))
-    while open_classes:
-        share, extra = divmod(left, len(open_classes))
-        c = open_classes[0]
-        if counts[c] <= share:  # the smallest class fits: keep it whole, share the rest
-            quota[c] = counts[c]
-            left -= counts[c]
-            open_classes.pop(0)
-            continue
-        for k, c in enumerate(sorted(open_classes)):
-            quota[c] = share + (k < extra)
-        break
-    return quota
+__all__ = ["POLICIES", "Replay", "balanced_quotas"]
 
 
 class Replay(Strategy):
-    """Replay buffer. Args: memory (examples kept), policy, mix_ratio, seed."""
+    """Replay buffer. Args: memory (examples kept), policy (a name in POLICIES or a
+    `Storage`), mix_ratio, seed."""
 
     name = "replay"
 
     def __init__(
         self,
         memory: int = 200,
-        policy: str = "reservoir",
+        policy: str | Storage = "reservoir",
         mix_ratio: float | None = None,
         seed: int = 0,
     ) -> None:
-        if policy not in POLICIES:
-            raise ConfigError(f"Replay policy must be one of {POLICIES}, got {policy!r}.")
+        self._storage = get_storage(policy)
         if memory < 1:
             raise ConfigError(f"Replay memory must be >= 1 example, got {memory!r}.")
         if mix_ratio is not None and not 0 < mix_ratio < 1:
             raise ConfigError(f"Replay mix_ratio must be in (0, 1) or None, got {mix_ratio!r}.")
-        self.memory, self.policy, self.mix_ratio, self.seed = memory, policy, mix_ratio, seed
+        self.memory, self.mix_ratio, self.seed = memory, mix_ratio, seed
+        self.policy = self._storage.name
         self._keys: list[float] = []
         self._items: list[tuple[int, int]] = []
         self._classes: list[int] = []
@@ -69,24 +48,16 @@ class Replay(Strategy):
     def buffer(self) -> list[tuple[int, int]]:
         return list(self._items)
 
-    def add(self, items: list[tuple[int, int]], classes: list[int], task: int) -> None:
-        """Offers examples to the buffer (a pure function of seed, task and contents)."""
-        rng = np.random.default_rng([self.seed, task])
-        keys = self._keys + rng.random(len(items)).tolist()
+    def add(
+        self, items: list[tuple[int, int]], classes: list[int], task: int, learner: Any = None
+    ) -> None:
+        """Offers examples to the buffer (a pure function of seed, task and contents; the
+        herding policy also reads the learner's current features)."""
+        new = self._storage.keys(learner, task, list(items), list(classes), self.seed)
+        keys = self._keys + new
         pool = self._items + list(items)
         cls = self._classes + list(classes)
-        if self.policy == "reservoir":
-            keep = np.argsort(keys, kind="stable")[::-1][: self.memory]
-        else:
-            by_class: dict[int, list[int]] = {}
-            for i, c in enumerate(cls):
-                by_class.setdefault(c, []).append(i)
-            quota = balanced_quotas({c: len(idx) for c, idx in by_class.items()}, self.memory)
-            keep_list: list[int] = []
-            for c, idx in by_class.items():
-                idx.sort(key=lambda i: -keys[i])
-                keep_list += idx[: quota[c]]
-            keep = np.array(sorted(keep_list, key=lambda i: -keys[i]), dtype=int)
+        keep = self._storage.select(keys, cls, self.memory)
         self._keys = [keys[i] for i in keep]
         self._items = [pool[i] for i in keep]
         self._classes = [cls[i] for i in keep]
@@ -105,11 +76,7 @@ class Replay(Strategy):
 
     def after_task(self, learner: Any, t: int) -> None:
         rows = learner.rows(t)
-        # Classes are keyed by (task, label) so task-local label ids never collide.
-        classes = [
-            t * 100_000 + r.label if learner.stream.scenario == "task" else r.label for r in rows
-        ]
-        self.add([(t, i) for i in range(len(rows))], classes, t)
+        self.add([(t, i) for i in range(len(rows))], classes_of(learner, t, rows), t, learner)
 
     def state_dict(self) -> dict[str, Any]:
         return {"keys": self._keys, "items": self._items, "classes": self._classes}
@@ -118,3 +85,11 @@ class Replay(Strategy):
         self._keys = list(state.get("keys", []))
         self._items = [tuple(x) for x in state.get("items", [])]  # type: ignore[misc]
         self._classes = list(state.get("classes", []))
+
+
+def classes_of(learner: Any, t: int, rows: list[Any]) -> list[int]:
+    """Class keys of task t's rows: label ids, keyed by (task, label) in task-incremental
+    streams so that task-local label ids never collide."""
+    if learner.stream.scenario == "task":
+        return [t * 100_000 + r.label for r in rows]
+    return [r.label for r in rows]

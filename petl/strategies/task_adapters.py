@@ -26,14 +26,16 @@ import numpy as np
 import torch
 
 from petl.strategies.base import Strategy
+from petl.strategies.protocol import Capabilities
+from petl.strategies.state import pack, unpack
 
 
 class TaskAdapters(Strategy):
     """A new adapter and head per task; routing by task id or by confidence."""
 
     name = "task_adapters"
-    per_task_heads = True
-    freeze_old_heads = True  # earlier tasks' heads belong to their stored adapters
+    # earlier tasks' heads belong to their stored adapters: each task its own, frozen after
+    capabilities = Capabilities(per_task_heads=True, freeze_old_heads=True)
 
     def __init__(self) -> None:
         self._init: dict[str, torch.Tensor] = {}
@@ -118,14 +120,7 @@ class TaskAdapters(Strategy):
         return preds
 
     def state_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"num_adapters": len(self._store)}
-        for k, state in enumerate(self._store):
-            out.update({f"adapter.{k}.{n}": v for n, v in state.items()})
-        return out
+        return pack({"store": self._store})
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._store = [{} for _ in range(int(state.get("num_adapters", 0)))]
-        for key, value in state.items():
-            if key.startswith("adapter."):
-                _, k, name = key.split(".", 2)
-                self._store[int(k)][name] = value
+        self._store = unpack(state, {"store": []})["store"]

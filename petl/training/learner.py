@@ -19,13 +19,14 @@ from petl.errors import ConfigError, DataError
 from petl.families import Family, get_family
 from petl.results import Results
 from petl.strategies.base import Naive
+from petl.strategies.protocol import HOOKS, Hooks, method_hooks
 from petl.stream import Stream
 from petl.training import checkpoint as ckpt
 from petl.training.config import TrainConfig
 from petl.training.data import Encoded, Item, iter_batches, make_loader
 from petl.training.loop import train_task
 
-HOOKS = ("setup", "before_task", "train_items", "loss", "after_step", "after_task", "predict")
+__all__ = ["HOOKS", "Learner"]
 
 
 class Learner:
@@ -72,9 +73,7 @@ class Learner:
             from petl.methods import get_method
 
             get_method(method)
-        names = [getattr(s, "name", type(s).__name__) for s in self.strategies]
-        if len(set(names)) != len(names):
-            raise ConfigError(f"Each strategy may appear once; got {names}.")
+        self.hooks = Hooks(self.strategies)  # checks hook names; the one dispatcher
         if not isinstance(self.source, str) and tokenizer is None:
             raise ConfigError("Pass tokenizer= with a model object (or pass a model path).")
         self.model: Any  # ClassifierModel (task heads) or LMModel, built by the family
@@ -239,14 +238,12 @@ class Learner:
             }
             for t, task in enumerate(stream.tasks)
         ]
+        self.hooks.method = method_hooks(self.model)
         self._call("setup")
         self._ready_for = stream
 
     def _call(self, hook: str, *args: Any) -> None:
-        for s in self.strategies:
-            fn = getattr(s, hook, None)
-            if fn is not None:
-                fn(self, *args)
+        self.hooks.call(hook, self, *args)
 
     def fingerprint(self) -> dict[str, Any]:
         cfg = {
@@ -312,13 +309,11 @@ class Learner:
         return self.results()
 
     def _activate_heads(self, t: int) -> None:
-        # A strategy that sets `freeze_old_heads` trains only task t's head block; declared,
+        # A strategy declaring `freeze_old_heads` trains only task t's head block; declared,
         # not done in a hook, so a resumed run gets the same trainable set.
         heads = getattr(self.model, "heads", None)
         if heads is not None:
-            heads.activate(
-                t, freeze_old=any(getattr(s, "freeze_old_heads", False) for s in self.strategies)
-            )
+            heads.activate(t, freeze_old=self.hooks.capability("freeze_old_heads"))
 
     def _evaluate_all(self) -> list[float]:
         # The last evaluation's predictions are kept for results() (generation is costly).
@@ -331,11 +326,9 @@ class Learner:
     def predictions(self, task: int, split: str = "test") -> Any:
         """Predictions for a task's split (strategies may override the rule): label ids
         (classification), word tags per sentence (tokens), answer strings (generation)."""
-        for s in self.strategies:
-            fn = getattr(s, "predict", None)
-            preds = fn(self, task, split) if fn is not None else None
-            if preds is not None:
-                return np.asarray(preds) if self.family.name == "classification" else preds
+        preds = self.hooks.predict(self, task, split)
+        if preds is not None:
+            return np.asarray(preds) if self.family.name == "classification" else preds
         return self.family.predict(self, task, self.rows(task, split))[0]
 
     def score(self, task: int, split: str = "test") -> float:
@@ -411,8 +404,7 @@ class Learner:
                 "rng": ckpt.rng_state(),
                 **(extra or {}),
             }
-            for s in self.strategies:
-                parts[f"strategy.{getattr(s, 'name', type(s).__name__)}"] = s.state_dict()
+            parts.update(self.hooks.state_dicts())
             ckpt.write(self.checkpoint_dir, parts)
         self.accelerator.wait_for_everyone()
 
@@ -426,8 +418,7 @@ class Learner:
         self.acc_rows, self.initial = state["acc_rows"], state["initial"]
         self.elapsed, self.global_step = state["elapsed"], state["global_step"]
         self._activate_heads(state["task"])
-        for s in self.strategies:
-            s.load_state_dict(parts.get(f"strategy.{getattr(s, 'name', type(s).__name__)}", {}))
+        self.hooks.load_state_dicts(parts)
         own = dict(self.model.named_parameters())
         with torch.no_grad():
             for name, tensor in parts["model"].items():

@@ -1,8 +1,8 @@
 """petl's one training loop: AdamW, warmup schedule, gradient accumulation and clipping,
 mixed precision and multi-process on Accelerate, early stopping, step checkpoints.
 
-Every strategy and every method trains through `train_task`; strategies act only via
-their hooks (training set, loss, after each step)."""
+Every strategy and every method trains through `train_task`; strategies (and methods'
+own hooks, such as AdaLoRA's budget step) act only through `learner.hooks`."""
 
 from __future__ import annotations
 
@@ -33,24 +33,6 @@ def micro_seed(seed: int, task: int, epoch: int, micro: int) -> int:
     the run, so a resumed run draws the masks an uninterrupted one would, whatever else
     (data loaders, evaluations) drew random numbers in between."""
     return (((seed * 1_000_003 + task) * 1_009 + epoch) * 1_000_003 + micro) % 2**63
-
-
-def adalora_model(model: torch.nn.Module) -> Any:
-    inner = getattr(model, "base_model", None)
-    return inner if hasattr(inner, "update_and_allocate") else None
-
-
-def adalora_orth_loss(adalora: Any) -> torch.Tensor | float:
-    """AdaLoRA's orthogonality regulariser, which peft adds only when the model computes
-    the loss itself (petl computes it outside, over task heads)."""
-    name = adalora.trainable_adapter_name
-    weight = adalora.peft_config[name].orth_reg_weight
-    terms = []
-    for n, p in adalora.model.named_parameters():
-        if ("lora_A" in n or "lora_B" in n) and name in n and p.requires_grad:
-            cov = p @ p.T if "lora_A" in n else p.T @ p
-            terms.append(torch.norm(cov - torch.eye(cov.shape[0], device=cov.device), p="fro"))
-    return weight * torch.stack(terms).mean() if terms else 0.0
 
 
 def batch_share(left: int, local: int, acc: Any) -> tuple[int, int]:
@@ -89,17 +71,12 @@ class TrainStep(nn.Module):
         family = learner.family  # cross-entropy over labels, tags or answer tokens
         if real_global == local * acc.num_processes:
             loss = family.loss(logits, batch)
+            learner.row_weight = 1 / local  # each row's weight in `loss` (for ER-ACE)
         else:  # sum / real_global * world: DDP's mean over processes is the global mean
             loss = family.loss(logits, batch, reduction="sum")
-            loss = loss * (acc.num_processes / real_global if real else 0.0)
-        for s in learner.strategies:
-            fn = getattr(s, "loss", None)
-            if fn is not None:
-                loss = fn(learner, batch, logits, loss)
-        adalora = adalora_model(learner.model.backbone)
-        if adalora is not None:
-            loss = loss + adalora_orth_loss(adalora)
-        return loss
+            learner.row_weight = acc.num_processes / real_global if real else 0.0
+            loss = loss * learner.row_weight
+        return learner.hooks.loss(learner, batch, logits, loss)
 
 
 def prepare(learner: Learner, optimizer: torch.optim.Optimizer) -> tuple[Any, Any]:
@@ -131,12 +108,9 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
     cfg, acc = learner.config, learner.accelerator
     if resume is None:
         items = [(t, i) for i in range(len(learner.rows(t)))]
-        for s in learner.strategies:
-            fn = getattr(s, "train_items", None)
-            if fn is not None:
-                items = fn(learner, t, items)
+        items = learner.hooks.train_items(learner, t, items)
         learner.items = items
-        learner._call("before_task", t)
+        learner.hooks.call("before_task", learner, t)
         loop: dict[str, Any] = {
             "items": items,
             "epoch": 0,
@@ -167,7 +141,6 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
         ckpt.load_optimizer_state(optimizer, parts["optimizer"])
         scheduler.load_state_dict(parts["scheduler"])
         best_state = parts.get("best") or None
-    adalora = adalora_model(learner.model.backbone)
     left = len(rows)
     learner.global_step_in_task = 0 if resume is None else resume.get("step_in_task", 0)
     bar = tqdm(
@@ -201,17 +174,19 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
                 acc.backward(loss / cfg.grad_accum)
             if not is_step:
                 continue
+            clip = acc.clip_grad_norm_  # unscales fp16 gradients, then clips
+            if learner.hooks.has("before_step"):
+                acc.unscale_gradients()  # hooks see true gradients; unscaling twice fails
+                learner.hooks.call("before_step", learner)
+                clip = torch.nn.utils.clip_grad_norm_
             if cfg.max_grad_norm is not None:
-                acc.clip_grad_norm_(params, cfg.max_grad_norm)
+                clip(params, cfg.max_grad_norm)
             optimizer.step()
             scheduler.step()
             learner.global_step += 1
             learner.global_step_in_task += 1
-            if adalora is not None:
-                # peft reads the gradients here to score ranks: before zero_grad.
-                adalora.update_and_allocate(learner.global_step)
+            learner.hooks.call("after_step", learner)  # gradients still there (AdaLoRA)
             optimizer.zero_grad(set_to_none=True)
-            learner._call("after_step")
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
             if cfg.checkpoint_every and learner.global_step % cfg.checkpoint_every == 0:

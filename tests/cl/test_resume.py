@@ -44,6 +44,15 @@ STRATEGIES: dict[str, Callable[[], list[Any]]] = {
     "lwf": lambda: [petl.LwF()],
     "task_adapters": lambda: [petl.TaskAdapters()],
     "olora": lambda: [petl.OLoRA(lam_orth=0.1, lam_l2=0.01)],
+    # the catalog: state kept between tasks and, for SI, within a task (path integral)
+    "si+mas": lambda: [petl.SI(lam=1.0), petl.MAS(lam=1.0, samples=8)],
+    "agem": lambda: [petl.AGEM(memory=8, sample_size=4)],
+    "gem": lambda: [petl.GEM(patterns_per_task=4)],
+    "der": lambda: [petl.DER(memory=8, batch_size=4)],
+    "er_ace": lambda: [petl.ERACE(memory=8, batch_size=4)],
+    "icarl": lambda: [petl.ICaRL(memory=8)],
+    "gdumb": lambda: [petl.GDumb(memory=24)],
+    "cumulative": lambda: [petl.Cumulative(reset=True)],
 }
 # 2 tasks x 24 training examples, batch 8, 3 epochs: steps 1-9 are task 0, 10-18 task 1.
 CONFIG = {"epochs": 3, "batch_size": 8, "lr": 3e-2, "progress": False, "seed": 3}

@@ -15,6 +15,8 @@ Cases (names on the command line):
     lwf          task-incremental, LoRA, LwF + Replay (old heads in the distillation term)
     olora        class-incremental, O-LoRA (penalty on LoRA weights; merges after each task)
     fisher       EWC's empirical Fisher of task 0 on the initial weights (nothing trained)
+    si, mas, agem, gem, der, er_ace, icarl, gdumb, cumulative
+                 class-incremental, LoRA, one strategy of the catalog (CATALOG below)
     stop@T.S:D   the "class" case checkpointing every 2 steps into <checkpoint-root>/D,
                  killed at task T after S optimizer steps of it (S=0: before it starts)
     resume:D     the "class" case resumed from <checkpoint-root>/D
@@ -106,6 +108,21 @@ def make_stream(scenario: str) -> petl.Stream:
     return petl.Stream.from_records(records, scenario=scenario, val_fraction=0.0)
 
 
+# the catalog's cases: small memories, so that replayed batches and reference gradients
+# are drawn from a buffer that does not hold every example
+CATALOG = {
+    "si": lambda: [petl.SI(lam=1.0)],
+    "mas": lambda: [petl.MAS(lam=1.0, samples=21)],
+    "agem": lambda: [petl.AGEM(memory=10, sample_size=6)],
+    "gem": lambda: [petl.GEM(patterns_per_task=6)],
+    "der": lambda: [petl.DER(memory=10, batch_size=8)],
+    "er_ace": lambda: [petl.ERACE(memory=10, batch_size=8)],
+    "icarl": lambda: [petl.ICaRL(memory=10)],
+    "gdumb": lambda: [petl.GDumb(memory=20)],
+    "cumulative": lambda: [petl.Cumulative()],
+}
+
+
 class Stop(petl.Strategy):
     """Simulates a kill: raises once task `task` has run `steps` optimizer steps. No
     settings are public, so checkpoint fingerprints match runs without it."""
@@ -152,6 +169,8 @@ def build(case: str) -> tuple[petl.Learner, petl.Stream]:
         scenario, strategies = "task", [petl.LwF(), petl.Replay(memory=10)]
     elif case == "olora":
         strategies = [petl.OLoRA(lam_orth=0.5, lam_l2=0.01)]
+    elif case in CATALOG:
+        strategies = CATALOG[case]()
     elif case.startswith(("stop@", "resume")):
         config["checkpoint_every"] = 2
         if case.startswith("stop@"):

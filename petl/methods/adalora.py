@@ -1,0 +1,48 @@
+"""AdaLoRA's training-time hooks, owned by the method rather than the generic loop.
+
+peft's AdaLoRA needs two things during training that a model computing its own loss
+would do for itself, and petl (which computes the loss outside, over task heads) must do:
+its orthogonality regulariser on the loss, and `update_and_allocate(step)` after every
+optimizer step, which scores ranks from the gradients (so before they are cleared) and
+masks the lowest. `petl.strategies.protocol.method_hooks` adds this object to the hooks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+class AdaLoRABudget:
+    """The `loss` and `after_step` hooks of a peft AdaLoRA model."""
+
+    name = "adalora_budget"
+
+    def __init__(self, adalora: Any) -> None:
+        self.adalora = adalora
+
+    @classmethod
+    def of(cls, model: Any) -> AdaLoRABudget | None:
+        """The hooks for `model`'s AdaLoRA layers, or None if it has none."""
+        backbone = getattr(model, "backbone", model)
+        inner = getattr(backbone, "base_model", None)
+        return cls(inner) if hasattr(inner, "update_and_allocate") else None
+
+    def loss(self, learner: Any, batch: Any, logits: Any, loss: torch.Tensor) -> torch.Tensor:
+        return loss + orth_loss(self.adalora)
+
+    def after_step(self, learner: Any) -> None:
+        self.adalora.update_and_allocate(learner.global_step)
+
+
+def orth_loss(adalora: Any) -> torch.Tensor | float:
+    """AdaLoRA's orthogonality regulariser, which peft adds only when the model computes
+    the loss itself (petl computes it outside, over task heads)."""
+    name = adalora.trainable_adapter_name
+    weight = adalora.peft_config[name].orth_reg_weight
+    terms = []
+    for n, p in adalora.model.named_parameters():
+        if ("lora_A" in n or "lora_B" in n) and name in n and p.requires_grad:
+            cov = p @ p.T if "lora_A" in n else p.T @ p
+            terms.append(torch.norm(cov - torch.eye(cov.shape[0], device=cov.device), p="fro"))
+    return weight * torch.stack(terms).mean() if terms else 0.0
