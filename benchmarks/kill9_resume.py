@@ -1,7 +1,7 @@
 """kill -9 at random points of a 3-task EWC + Replay run, then resume: every resumed run
 must end with exactly the accuracy matrix and weights of the uninterrupted run.
 
-A child process trains a tiny seeded BERT (tests/cl/cl_data.py) with LoRA, EWC and Replay
+A child process (forked from the parent, which imported torch and petl once) trains a tiny seeded BERT (tests/cl/cl_data.py) with LoRA, EWC and Replay
 over 3 class-incremental tasks, checkpointing after every optimizer step. The run is cut
 into "events": every optimizer step and every file operation of a checkpoint write (each
 safetensors file, each hash, each rename or delete). For each kill point the child sends
@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import random
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +38,6 @@ DEFAULT_OUT = os.path.join(HERE, "results", "kill9_resume.json")
 
 # ---- child: one (possibly killed) run -------------------------------------------------------
 def child(checkpoint_dir: str, result: str, kill_at: int | None) -> None:
-    sys.path[:0] = [ROOT, os.path.join(ROOT, "tests", "cl")]
     import torch
     from cl_data import make_bert, make_tokenizer, split_records
 
@@ -107,11 +106,19 @@ def child(checkpoint_dir: str, result: str, kill_at: int | None) -> None:
 
 # ---- parent: the kill points ----------------------------------------------------------------
 def run_child(checkpoint_dir: str, result: str, kill_at: int | None) -> int:
-    cmd = [sys.executable, __file__, "--child", checkpoint_dir, result]
-    if kill_at is not None:
-        cmd += ["--kill-at", str(kill_at)]
-    env = {**os.environ, "PYTHONPATH": ROOT, "PYTHONHASHSEED": "0"}
-    return subprocess.run(cmd, env=env, stderr=subprocess.DEVNULL, check=False).returncode
+    """Forks a process for one run; returns its exit status, -9 when SIGKILL ended it."""
+    pid = os.fork()
+    if pid == 0:  # the child: nothing of the parent's state but the imports
+        code = 1
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 2)  # progress and warnings of the library
+            child(checkpoint_dir, result, kill_at)
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
 
 def checkpoint_state(checkpoint_dir: str) -> str:
@@ -132,14 +139,15 @@ def main() -> int:
     parser.add_argument("--points", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=DEFAULT_OUT)
-    parser.add_argument("--child", nargs=2, metavar=("CHECKPOINT_DIR", "RESULT"))
-    parser.add_argument("--kill-at", type=int)
     args = parser.parse_args()
-    if args.child:
-        child(*args.child, args.kill_at)
-        return 0
-    sys.path.insert(0, ROOT)
+    sys.path[:0] = [ROOT, os.path.join(ROOT, "tests", "cl")]
+    import cl_data  # noqa: F401  (imported once, before the forks)
+    import torch
     from tqdm.auto import tqdm
+
+    import petl  # noqa: F401
+
+    torch.set_num_threads(1)
 
     start = time.perf_counter()
     work = tempfile.mkdtemp(prefix="petl-kill9-")
@@ -153,7 +161,7 @@ def main() -> int:
         # one random event in each of `points` equal stretches of the run: all tasks covered
         n = reference["events"]
         edges = [1 + n * i // args.points for i in range(args.points + 1)]
-        points = [rng.randrange(lo, max(hi, lo + 1)) for lo, hi in zip(edges, edges[1:])]
+        points = [rng.randrange(lo, max(hi, lo + 1)) for lo, hi in itertools.pairwise(edges)]
         rows = []
         for k, kill_at in enumerate(tqdm(points, desc="kill -9 points")):
             folder, result = os.path.join(work, f"run{k}"), os.path.join(work, f"run{k}.json")

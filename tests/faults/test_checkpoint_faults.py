@@ -153,7 +153,7 @@ def test_full_disk_keeps_the_previous_checkpoint_and_resumes(
     folder = str(tmp_path / "run")
     with monkeypatch.context() as m:
         full_disk_after(m, writes=9)  # 3 safetensors per step checkpoint: fails at the 4th
-        with pytest.raises(CheckpointError, match="No space left.*previous checkpoint is kept"):
+        with pytest.raises(CheckpointError, match=r"No space left.*previous checkpoint is kept"):
             learner(tok, checkpoint_every=1).fit(stream(), checkpoint_dir=folder)
     assert ckpt.verify(os.path.join(folder, ckpt.LIVE)) is None
     assert not os.path.exists(os.path.join(folder, ckpt.NEW))  # the partial write is gone
