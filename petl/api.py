@@ -9,9 +9,11 @@ from typing import Any
 
 from torch import nn
 
-from petl.errors import ConfigError, IncompatibleModelError
+from petl.errors import CheckpointError, ConfigError, IncompatibleModelError
+from petl.integrity import safetensors_problem
 from petl.methods import METHODS, get_method, peft_methods
-from petl.methods.native import CONFIG_NAME, NativeConfig, PetlModel
+from petl.methods.native import CONFIG_NAME, WEIGHTS_NAME, NativeConfig, PetlModel
+from petl.methods.present import refuse_adapted, refuse_mixed
 from petl.methods.signature import check_meta, save_meta
 
 _TASK_SUFFIXES = {
@@ -60,8 +62,10 @@ def apply(
 
     Raises:
         ConfigError: unknown method or option, or target modules that match nothing.
-        IncompatibleModelError: the method cannot work on this model.
+        IncompatibleModelError: the method cannot work on this model, or the model already
+            carries an adapter (the message says how to replace or stack).
     """
+    refuse_adapted(model)
     if task_type == "auto":
         task_type = infer_task_type(model)
     if isinstance(method, NativeConfig):
@@ -125,7 +129,12 @@ def _apply_native(model: nn.Module, config: NativeConfig, task_type: str | None)
 
 
 def save(model: nn.Module, directory: str) -> None:
-    """`model.save_pretrained(directory)` plus petl_meta.json (used by `load`'s checks)."""
+    """`model.save_pretrained(directory)` plus petl_meta.json (used by `load`'s checks).
+
+    Raises:
+        ConfigError: the model carries adapters of both petl and peft (one would be lost).
+    """
+    refuse_mixed(model)
     model.save_pretrained(directory)  # type: ignore[operator]
     save_meta(model, directory)
 
@@ -140,17 +149,26 @@ def load(
     """Loads an adapter saved by `save_pretrained` (petl's or peft's) onto a fresh base model.
 
     Raises:
-        ConfigError: the directory holds no adapter.
-        IncompatibleModelError: the adapter was trained on another architecture or size.
+        ConfigError: the directory holds no adapter, or its config is not valid JSON.
+        CheckpointError: the weights file is missing, truncated or overwritten (named).
+        IncompatibleModelError: the adapter was trained on another architecture or size,
+            or `base_model` already carries an adapter.
     """
     config_path = os.path.join(directory, CONFIG_NAME)
     if not os.path.exists(config_path):
         raise ConfigError(
             f"No {CONFIG_NAME} in {directory!r}: is it a directory saved by petl or peft?"
         )
+    refuse_adapted(base_model)
+    _check_weights(directory)
     check_meta(base_model, directory)
-    with open(config_path) as f:
-        data = json.load(f)
+    try:
+        with open(config_path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(
+            f"{config_path} is not valid JSON ({err}); re-save the adapter."
+        ) from None
     if "petl_method" in data:
         spec = get_method(data["petl_method"])
         assert spec.native_config is not None
@@ -193,6 +211,26 @@ def load(
             tuner: Any = model.base_model
             tuner.trainable_adapter_name = adapter_name
     return model
+
+
+def _check_weights(directory: str) -> None:
+    """The weights file must exist and be whole before peft sees it: peft would otherwise
+    look for a missing file on the Hub, and a truncated one fails without its path."""
+    path = os.path.join(directory, WEIGHTS_NAME)
+    if not os.path.exists(path):
+        pickled = os.path.exists(os.path.join(directory, "adapter_model.bin"))
+        raise CheckpointError(
+            f"No {WEIGHTS_NAME} in {directory!r}"
+            + (
+                ": only adapter_model.bin (pickle), which petl does not load because unpickling "
+                "can run code. Re-save it with safe_serialization=True."
+                if pickled
+                else "; the adapter weights are missing. Re-save the adapter."
+            )
+        )
+    problem = safetensors_problem(path)
+    if problem is not None:
+        raise CheckpointError(f"The adapter weights {path} are damaged: {problem}. Re-save them.")
 
 
 def _check_prompt_sizes(base_model: nn.Module, data: dict, directory: str) -> None:

@@ -22,7 +22,11 @@ class DataError(PetlError, ValueError):
 
 
 class CheckpointError(PetlError, ValueError):
-    """A checkpoint directory does not match the run that tries to use it."""
+    """A checkpoint directory does not match the run, is damaged, or cannot be written."""
+
+
+class TrainingError(PetlError, RuntimeError):
+    """Training cannot go on soundly, e.g. the loss or a gradient is NaN or infinite."""
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

@@ -18,7 +18,6 @@ Families (what a task asks for; see petl.families and docs/task-families.md):
 
 from __future__ import annotations
 
-import json
 import os
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from petl.errors import DataError, unknown_choice
+from petl.records import check_label_kinds, label_list, label_name, read_json, text_value
 
 SCENARIOS = ("task", "class", "domain")
 FAMILIES = ("classification", "tokens", "generation")
@@ -91,7 +91,9 @@ def to_example(record: Mapping[str, Any] | Example, where: str) -> Example:
         )
     pair_key = next((k for k in PAIR_KEYS if k in record), None)
     return Example(
-        str(record[text_key]), str(record["label"]), str(record[pair_key]) if pair_key else None
+        text_value(record[text_key], where, text_key),
+        label_name(record["label"], where),  # the rule of petl.records: 1, 1.0, "1" -> "1"
+        text_value(record[pair_key], where, pair_key) if pair_key else None,
     )
 
 
@@ -170,6 +172,18 @@ class Stream:
         space = [label for block in self.block_labels() for label in block]
         return {label: space.index(label) for label in self.tasks[task_index].labels}
 
+    def digest(self) -> str:
+        """sha256 of every task's name, labels, instruction and examples (content, not only
+        sizes): checkpoints of a stream whose data changed are not resumed."""
+        import hashlib
+
+        digest = hashlib.sha256(repr((self.scenario, self.family)).encode())
+        for t in self.tasks:
+            digest.update(repr((t.name, t.labels, t.instruction)).encode())
+            for split in (t.train, t.val, t.test):
+                digest.update(repr(split).encode())
+        return digest.hexdigest()
+
     def describe(self) -> dict[str, Any]:
         return {
             "scenario": self.scenario,
@@ -222,16 +236,26 @@ class Stream:
                 convert = to_example
                 if family == "generation":
                     from petl.families.generation import instruction_example as convert
+                where = f"task {name!r}" + (f" ({spec['_source']})" if "_source" in spec else "")
+                raw = [r for k in ("train", "val", "test") for r in spec.get(k) or []]
+                check_label_kinds((r.get("label") for r in raw if isinstance(r, Mapping)), where)
                 splits = {
-                    k: [
-                        convert(r, f"task {name!r} {k}[{i}]")
-                        for i, r in enumerate(spec.get(k) or [])
-                    ]
+                    k: [convert(r, f"{where} {k}[{i}]") for i, r in enumerate(spec.get(k) or [])]
                     for k in ("train", "val", "test")
                 }
-                labels = list(
-                    spec.get("labels") or sorted({e.label for s in splits.values() for e in s})
+                given = spec.get("labels")
+                labels = (
+                    sorted({e.label for s in splits.values() for e in s})
+                    if given is None or (isinstance(given, list | tuple) and not given)
+                    else label_list(given, f"{where} labels")
                 )
+                unseen = {e.label for e in splits["test"]} - {e.label for e in splits["train"]}
+                if family == "classification" and splits["train"] and unseen:
+                    raise DataError(
+                        f"{where}: test label(s) {sorted(unseen)[:5]} never occur in its training "
+                        "data, so no model can learn them. Add training examples of them or "
+                        "drop them from the test data."
+                    )
             if not splits["train"] and not splits["test"]:
                 raise DataError(f"Task {name!r} is empty: it has neither train nor test examples.")
             task = _finish_task(name, labels, splits, max_train, max_test, val_fraction, seed)
@@ -259,24 +283,37 @@ class Stream:
             raise DataError(f"Data directory {root!r} does not exist.")
         available = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
         tasks = list(tasks or available)
+        repeated = sorted({n for n in tasks if tasks.count(n) > 1})
+        if repeated:
+            raise DataError(f"Task name(s) {repeated} are listed more than once; list each once.")
         records: dict[str, dict[str, Any]] = {}
         for name in tasks:
             folder = os.path.join(root, name)
             if name not in available:
                 raise unknown_choice(f"task in {root}", name, available)
-            spec: dict[str, Any] = {}
+            spec: dict[str, Any] = {"_source": folder}
             for split in ("train", "val", "test", "labels"):
                 path = os.path.join(folder, f"{split}.json")
                 if os.path.exists(path):
-                    with open(path) as f:
-                        spec[split] = json.load(f)
+                    spec[split] = read_json(path)
+                    if split == "labels":
+                        spec[split] = label_list(spec[split], path)
+                    elif not isinstance(spec[split], list):
+                        raise DataError(
+                            f"{path} must hold a JSON list of records, got "
+                            f"{type(spec[split]).__name__}."
+                        )
             records[name] = spec
         if family == "generation":
             from petl.families.generation import default_instruction
 
             for name, spec in records.items():
                 labels = spec.get("labels") or sorted(
-                    {str(r["label"]) for k in ("train", "test") for r in spec.get(k) or []}
+                    {
+                        label_name(r["label"], name)
+                        for k in ("train", "test")
+                        for r in spec.get(k) or []
+                    }
                 )
                 spec["instruction"] = (instructions or {}).get(name) or default_instruction(
                     name, labels
@@ -476,7 +513,10 @@ def _read_table(path: str, text_column: str | None, label_column: str) -> list[d
     if not os.path.exists(path):
         raise DataError(f"Data file {path!r} does not exist.")
     extra = {"delimiter": "\t"} if ext == "tsv" else {}
-    ds = datasets.load_dataset(builder, data_files=path, split="train", **extra)
+    try:
+        ds = datasets.load_dataset(builder, data_files=path, split="train", **extra)
+    except Exception as err:  # datasets wraps decode errors in its own types; name the file
+        raise DataError(f"Cannot read {path}: {type(err).__name__}: {str(err)[:300]}") from None
     feature = ds.features.get(label_column)
     names = getattr(feature, "names", None)
     return [_row(r, text_column, label_column, names) for r in ds]

@@ -306,6 +306,12 @@ def validate(raw: dict[str, Any]) -> BenchConfig:
     _unknown_keys("", raw, TOP_KEYS)
     name = raw.get("name", "bench")
     _expect("name", name, str, "a string")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or ".." in name:
+        raise ConfigError(
+            f"name {name!r} must be a plain folder name (letters, digits, '_', '-', '.'; no "
+            "'/' or '..'): it names the report folder inside reports/. Use output_dir= to "
+            "write elsewhere."
+        )
     description = raw.get("description", "")
     _expect("description", description, str, "a string")
     output_dir = raw.get("output_dir", os.path.join("reports", name))

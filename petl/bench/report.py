@@ -53,14 +53,9 @@ def environment(num_threads: int | None = None) -> dict[str, Any]:
 
 def load_cells(out: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
     """(config record, finished cell records in config order, failed cells) of a folder."""
-    from petl.bench.runner import CELLS, CONFIG_FILE
-    from petl.errors import ConfigError
+    from petl.bench.runner import CELLS, read_record
 
-    path = os.path.join(out, CONFIG_FILE)
-    if not os.path.exists(path):
-        raise ConfigError(f"{out!r} holds no {CONFIG_FILE}: it is not a petl bench output folder.")
-    with open(path) as f:
-        saved = json.load(f)
+    saved = read_record(out)  # refuses a folder petl bench did not write, before any write
     order = {k: i for i, k in enumerate(saved.get("cells", []))}
     cells, failed = [], []
     folder = os.path.join(out, CELLS)

@@ -3,6 +3,7 @@ written to disk as soon as it exists.
 
 Layout of an output folder:
 
+    .petl-bench                 marker: petl made this folder (only such folders are deleted)
     config.json                 the validated config (echo), the command, the cell keys
     cells/<key>.json            one finished cell: run, seed, Results.to_dict(), environment
     cells/<key>.failed.json     a cell that raised a petl error (retried by --resume)
@@ -32,19 +33,50 @@ CONFIG_FILE = "config.json"
 CELLS = "cells"
 CHECKPOINTS = "checkpoints"
 INVOCATIONS = "invocations.json"
+MARKER = ".petl-bench"  # written into every output folder petl creates; --overwrite needs it
 
 
 def cell_path(out: str, cell: Cell, suffix: str = ".json") -> str:
     return os.path.join(out, CELLS, cell.key + suffix)
 
 
+def read_record(out: str) -> dict[str, Any]:
+    """The config.json record of a benchmark folder, checked to be one petl wrote.
+
+    Raises:
+        ConfigError: `out` is not a petl bench output folder (no config.json, or a
+            config.json of something else, such as a Hugging Face model).
+    """
+    path = os.path.join(out, CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise ConfigError(f"{out!r} holds no {CONFIG_FILE}: it is not a petl bench output folder.")
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(
+            f"{path} is not valid JSON ({err}); is {out!r} a petl bench folder?"
+        ) from None
+    if (
+        not isinstance(record, dict)
+        or not isinstance(record.get("config"), dict)
+        or not isinstance(record.get("cells"), list)
+    ):
+        raise ConfigError(
+            f"{path} was not written by petl bench (a model's config.json?): {out!r} is not a "
+            "petl bench output folder. Point at the folder petl bench reported."
+        )
+    return record
+
+
+def is_own_folder(out: str) -> bool:
+    """True when `out` carries the marker petl bench writes into the folders it creates."""
+    return os.path.isfile(os.path.join(out, MARKER))
+
+
 def load_saved_config(out: str) -> BenchConfig:
     """The config a benchmark folder was started with."""
-    path = os.path.join(out, CONFIG_FILE)
-    if not os.path.exists(path):
-        raise ConfigError(f"{out!r} holds no {CONFIG_FILE}: it is not a petl bench output folder.")
-    with open(path) as f:
-        return validate(json.load(f)["config"])
+    return validate(read_record(out)["config"])
 
 
 def _comparable(raw: dict[str, Any]) -> dict[str, Any]:
@@ -58,21 +90,35 @@ def _comparable(raw: dict[str, Any]) -> dict[str, Any]:
 def prepare(config: BenchConfig, out: str, resume: bool, overwrite: bool = False) -> bool:
     """Creates (or checks) the output folder; returns True when it continues an earlier run."""
     path = os.path.join(out, CONFIG_FILE)
-    if os.path.exists(path) and overwrite:
+    used = os.path.isdir(out) and bool(os.listdir(out))
+    if used and overwrite:
+        if not is_own_folder(out):
+            raise ConfigError(
+                f"--overwrite deletes only folders petl bench created (they hold {MARKER}); "
+                f"{out!r} does not, so it is left alone. Pick another --output, or remove the "
+                "folder yourself if you are sure."
+            )
         shutil.rmtree(out)
+        used = False
+    if used and not os.path.exists(path):
+        raise ConfigError(
+            f"{out!r} already holds other files and is not a petl bench output folder; petl "
+            "writes only into new, empty or its own folders. Pick another --output."
+        )
     if os.path.exists(path):
-        with open(path) as f:
-            saved = json.load(f)["config"]
+        saved = read_record(out)["config"]
         if _comparable(saved) != _comparable(config.raw):
             raise ConfigError(
                 f"{out!r} already holds a benchmark of another configuration. Continue it "
                 f"with `petl bench --resume {out}`, write elsewhere with --output, or pass "
                 "--overwrite to replace it."
             )
+        _write_marker(out)  # folders of older petl versions get one once recognised
         return True
     if resume:
         raise ConfigError(f"Nothing to resume in {out!r}: it holds no {CONFIG_FILE}.")
     os.makedirs(os.path.join(out, CELLS), exist_ok=True)
+    _write_marker(out)
     record = {
         "config": config.raw,
         "command": " ".join(["petl", *sys.argv[1:]]),
@@ -83,6 +129,28 @@ def prepare(config: BenchConfig, out: str, resume: bool, overwrite: bool = False
         json.dump(record, f, indent=2)
     os.replace(tmp, path)
     return False
+
+
+def _write_marker(out: str) -> None:
+    with open(os.path.join(out, MARKER), "w") as f:
+        f.write("This folder was created by petl bench; petl bench --overwrite may delete it.\n")
+
+
+def check_model(path: str) -> None:
+    """Refuses a model folder that does not exist before anything is written (a hub name,
+    one `/` at most and not path-like, is left to transformers unless the hub is offline)."""
+    from petl.bench.data import resolve_model
+
+    resolved = resolve_model(path)
+    if os.path.exists(resolved):
+        return
+    pathlike = resolved.startswith((".", "/", "~")) or resolved.count("/") > 1
+    if pathlike or os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise ConfigError(
+            f"model.path {path!r} is not a local folder"
+            + (" and the hub is offline." if not pathlike else ".")
+            + ' Give the folder of a transformers model, or "minilm".'
+        )
 
 
 def quiet_libraries() -> None:
@@ -240,8 +308,11 @@ def run(
     out = out or config.output_dir
     say = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
     quiet_libraries()
+    # Everything is validated before the output folder is touched: bad data or a missing
+    # model must not cost an earlier report.
+    stream = build_stream(config.stream)
+    check_model(config.model)
     continuing = prepare(config, out, resume, overwrite)
-    stream = build_stream(config.stream)  # bad data fails here, before any training
     cells = config.cells()
     pending = [c for c in cells if not os.path.exists(cell_path(out, c))]
     for c in pending:  # a failed cell is retried

@@ -110,6 +110,9 @@ class PetlModel(nn.Module):
         return out
 
     def save_pretrained(self, save_directory: str, **_: Any) -> None:
+        from petl.methods.present import refuse_mixed  # present imports this module
+
+        refuse_mixed(self)  # peft layers inside would be silently left out of the file
         os.makedirs(save_directory, exist_ok=True)
         self.petl_config.save(save_directory)
         state = {k: v.cpu() for k, v in self.adapter_state_dict().items()}

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
 from petl.errors import ConfigError, unknown_choice
 
 PRECISIONS = ("no", "bf16", "fp16")
+NONFINITE = ("error", "skip")
 # transformers schedulers that need nothing but warmup and total steps (reduce_lr_on_plateau
 # needs a metric per step, the *_min_lr ones extra arguments).
 SCHEDULERS = (
@@ -45,6 +48,9 @@ class TrainConfig:
         num_threads: torch CPU threads; None leaves torch's default.
         gradient_checkpointing: Trade compute for activation memory.
         progress: Show progress bars.
+        nonfinite: What a non-finite (NaN/inf) loss or gradient does: "error" stops the
+            task with a TrainingError naming the step; "skip" drops that optimizer step
+            (what mixed-precision users expect) and warns with the count at task end.
     """
 
     epochs: int = 3
@@ -64,12 +70,33 @@ class TrainConfig:
     num_threads: int | None = None
     gradient_checkpointing: bool = False
     progress: bool = True
+    nonfinite: str = "error"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size", "grad_accum", "max_length"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if not _is_int(value) or value < 1:
                 raise ConfigError(f"TrainConfig.{name} must be a positive integer, got {value!r}.")
+        for name in ("lr", "weight_decay", "warmup_ratio", "max_grad_norm"):
+            value = getattr(self, name)
+            if value is None and name == "max_grad_norm":
+                continue
+            if not isinstance(value, numbers.Real) or isinstance(value, bool):
+                hint = (
+                    f" (a number such as {value}, not a string)" if isinstance(value, str) else ""
+                )
+                raise ConfigError(f"TrainConfig.{name} must be a number{hint}, got {value!r}.")
+            if not math.isfinite(value):
+                raise ConfigError(f"TrainConfig.{name} must be finite, got {value!r}.")
+        if not _is_int(self.seed) or self.seed < 0:
+            raise ConfigError(f"TrainConfig.seed must be an integer >= 0, got {self.seed!r}.")
+        for name in ("gradient_checkpointing", "progress"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(
+                    f"TrainConfig.{name} must be True or False, got {getattr(self, name)!r}."
+                )
+        if self.nonfinite not in NONFINITE:
+            raise unknown_choice("nonfinite policy", str(self.nonfinite), NONFINITE)
         if self.lr <= 0:
             raise ConfigError(f"TrainConfig.lr must be positive, got {self.lr!r}.")
         if not 0 <= self.warmup_ratio < 1:
@@ -86,7 +113,7 @@ class TrainConfig:
             )
         for name in ("early_stopping_patience", "checkpoint_every", "num_threads"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
+            if value is not None and (not _is_int(value) or value < 1):
                 raise ConfigError(
                     f"TrainConfig.{name} must be a positive integer or None, got {value!r}."
                 )
@@ -100,6 +127,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """A TrainConfig from a dict of settings; unknown keys are refused with the valid ones."""
         valid = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - valid)
         if unknown:
@@ -107,3 +135,8 @@ class TrainConfig:
                 f"Unknown training setting(s) {unknown}. Valid settings: {', '.join(sorted(valid))}."
             )
         return cls(**data)
+
+
+def _is_int(value: Any) -> bool:
+    # bool is a subclass of int: epochs=True must not mean one epoch
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)

@@ -17,11 +17,12 @@ from torch import nn
 
 from petl.errors import ConfigError, DataError
 from petl.families import Family, get_family
+from petl.integrity import check_writable
 from petl.results import Results
-from petl.strategies.base import Naive
 from petl.strategies.protocol import HOOKS, Hooks, method_hooks
 from petl.stream import Stream
 from petl.training import checkpoint as ckpt
+from petl.training import checks
 from petl.training.config import TrainConfig
 from petl.training.data import Encoded, Item, iter_batches, make_loader
 from petl.training.loop import train_task
@@ -39,7 +40,8 @@ class Learner:
         tokenizer: The tokenizer; loaded from `model` when it is a path.
         method: A PEFT method name, a peft/petl config, or None for full fine-tuning.
         method_options: Options of the method, e.g. `{"r": 8}`.
-        strategies: Continual-learning strategies, applied together (default: Naive).
+        strategies: Continual-learning strategies, applied together (default: Naive): a
+            list of instances, one instance, or names of `petl.STRATEGIES`.
         config: Training settings.
         accelerator: A user-built `accelerate.Accelerator` (else one is made from config).
         family: The task family with options, e.g. `GenerationFamily(decoding="labels")`;
@@ -65,8 +67,8 @@ class Learner:
         self.tokenizer = tokenizer
         self.method = method
         self.method_options = dict(method_options or {})
-        self.strategies = list(strategies) if strategies else [Naive()]
-        self.config = config or TrainConfig()
+        self.strategies = checks.strategies(strategies)
+        self.config = checks.train_config(config)
         self._accelerator = accelerator
         self._family = family
         if isinstance(method, str):
@@ -239,6 +241,7 @@ class Learner:
             for t, task in enumerate(stream.tasks)
         ]
         self.hooks.method = method_hooks(self.model)
+        checks.max_length(backbone, cfg, self._rows)
         self._call("setup")
         self._ready_for = stream
 
@@ -273,6 +276,7 @@ class Learner:
                     "family": self.family.config(),
                     "train": cfg,
                     "stream": self.stream.describe(),
+                    "stream_digest": self.stream.digest(),
                 },
                 default=str,
             )
@@ -283,6 +287,8 @@ class Learner:
         """Trains on every task of `stream` in order; resumes from `checkpoint_dir` if it holds
         a checkpoint of the same configuration. Returns the accuracy matrix and more."""
         start = time.perf_counter()
+        if checkpoint_dir:
+            check_writable(checkpoint_dir)  # before training, not after the first task
         if self._ready_for is not stream:
             self.setup(stream)
         self._ready_for = None  # a second fit builds afresh
@@ -413,6 +419,7 @@ class Learner:
         parts = ckpt.read(self.checkpoint_dir)
         if parts is None:
             return None
+        ckpt.check_parts(parts, ["state", "model", "rng"], self.checkpoint_dir)
         state = parts["state"]
         ckpt.check_fingerprint(state["fingerprint"], self.fingerprint(), self.checkpoint_dir)
         self.acc_rows, self.initial = state["acc_rows"], state["initial"]
@@ -420,6 +427,7 @@ class Learner:
         self._activate_heads(state["task"])
         self.hooks.load_state_dicts(parts)
         own = dict(self.model.named_parameters())
+        ckpt.check_names(parts["model"], self._model_state(), self.checkpoint_dir)
         with torch.no_grad():
             for name, tensor in parts["model"].items():
                 own[name].copy_(tensor)

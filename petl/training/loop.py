@@ -15,6 +15,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from petl.training import checkpoint as ckpt
+from petl.training import guard
 from petl.training.data import make_loader
 
 if TYPE_CHECKING:
@@ -174,6 +175,9 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
                 acc.backward(loss / cfg.grad_accum)
             if not is_step:
                 continue
+            if not guard.step_is_finite(learner, loss, params, t):  # NaN/inf: stop or skip
+                optimizer.zero_grad(set_to_none=True)
+                continue
             clip = acc.clip_grad_norm_  # unscales fp16 gradients, then clips
             if learner.hooks.has("before_step"):
                 acc.unscale_gradients()  # hooks see true gradients; unscaling twice fails
@@ -207,6 +211,7 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
         with torch.no_grad():
             for name, value in best_state.items():
                 own[name].copy_(value)
+    guard.after_task(learner, t)
     learner._prepared_model = None
 
 
