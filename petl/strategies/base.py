@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from petl.strategies.protocol import Capabilities
+from petl.strategies.protocol import Capabilities, no_op
 
 
 class Strategy:
@@ -24,29 +24,37 @@ class Strategy:
         """The strategy's settings, echoed into results and checkpoint fingerprints."""
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
+    @no_op
     def setup(self, learner: Any) -> None:
         """Checks that the strategy fits the model and method (after the model is built)."""
 
+    @no_op
     def before_task(self, learner: Any, t: int) -> None:
         """Prepares for task t (snapshots, teachers)."""
 
+    @no_op
     def train_items(self, learner: Any, t: int, items: list[Any]) -> list[Any]:
         """The (task, example) items to train task t on; default: unchanged."""
         return items
 
+    @no_op
     def loss(self, learner: Any, batch: Any, logits: Any, loss: Any) -> Any:
         """The training loss with this strategy's terms added; default: unchanged."""
         return loss
 
+    @no_op
     def before_step(self, learner: Any) -> None:
         """Reads or rewrites the final gradients, before clipping and the optimizer step."""
 
+    @no_op
     def after_step(self, learner: Any) -> None:
         """After the optimizer step, gradients still present."""
 
+    @no_op
     def after_task(self, learner: Any, t: int) -> None:
         """Consolidates after task t (Fisher, buffers, adapters)."""
 
+    @no_op
     def predict(self, learner: Any, t: int, split: str) -> Any:
         """Predictions for task t's split, or None to use the family's rule."""
         return None

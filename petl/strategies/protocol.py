@@ -91,12 +91,16 @@ def check_strategy(strategy: Any) -> None:
             )
 
 
-def _overrides(strategy: Any, hook: str) -> bool:
-    """True if `strategy` has `hook` and it is not the `Strategy` base's no-op default."""
-    from petl.strategies.base import Strategy
+def no_op(fn: Any) -> Any:
+    """Marks a hook as a no-op default (the `Strategy` base's), which the dispatcher skips."""
+    fn.petl_no_op = True
+    return fn
 
+
+def _overrides(strategy: Any, hook: str) -> bool:
+    """True if `strategy` has `hook` and it is not a no-op default."""
     fn = getattr(type(strategy), hook, None) or getattr(strategy, hook, None)
-    return fn is not None and fn is not getattr(Strategy, hook, None)
+    return fn is not None and not getattr(fn, "petl_no_op", False)
 
 
 class Hooks:

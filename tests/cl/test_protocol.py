@@ -102,6 +102,13 @@ def test_capabilities_are_read_from_the_declaration() -> None:
     assert Hooks([petl.TaskAdapters()]).capability("freeze_old_heads")
 
 
+def test_base_no_op_defaults_are_skipped() -> None:
+    # the loop unscales gradients for before_step only if some strategy implements it
+    assert not Hooks([petl.Naive(), petl.EWC()]).has("before_step")
+    assert Hooks([petl.Naive(), petl.SI()]).has("before_step")
+    assert Hooks([Grads()]).has("after_step") and not Hooks([Grads()]).has("loss")
+
+
 def test_state_round_trips_through_a_checkpoint(tmp_path: Any) -> None:
     from petl.training import checkpoint as ckpt
 
