@@ -338,6 +338,38 @@ class Learner:
                 return np.asarray(preds) if self.family.name == "classification" else preds
         return self.family.predict(self, task, self.rows(task, split))[0]
 
+    def predict(self, inputs: Sequence[Any] | None = None, task: int | str | None = None) -> list:
+        """Predictions of the trained model for new inputs, or for a task's test split.
+
+        Args:
+            inputs: Texts (or `(text, text_pair)` pairs; for token tasks, word lists or
+                whitespace-separated sentences). None: the test split of `task`.
+            task: Task index or name; None: the last task trained (needed for
+                task-incremental streams, whose tasks have their own heads).
+
+        Returns:
+            Label names (classification), a tag list per sentence (tokens) or answer
+            strings (generation), one per input.
+        """
+        from petl.training.persist import predict
+
+        return predict(self, inputs, task)
+
+    def save(self, directory: str) -> None:
+        """Saves the whole continual model (backbone with adapter, heads, strategy state,
+        settings) in safetensors + JSON; `Learner.load(directory)` restores it."""
+        from petl.training.persist import save
+
+        save(self, directory)
+
+    @classmethod
+    def load(cls, directory: str, accelerator: Any = None) -> Learner:
+        """A learner restored from `Learner.save`, ready to `predict` (no data or original
+        model path needed)."""
+        from petl.training.persist import load
+
+        return load(directory, accelerator)
+
     def score(self, task: int, split: str = "test") -> float:
         """The task's own metric (accuracy, entity F1, exact match) on a split."""
         if not self.rows(task, split):
