@@ -104,9 +104,12 @@ def predict(learner: Any, inputs: Sequence[Any] | None = None, task: int | str |
         split = PREDICT_SPLIT
         rows = learner.family.encode(learner, t, _examples(learner, t, list(inputs)))
         learner._rows[t][PREDICT_SPLIT] = rows
+    if split == "test" and not learner.rows(t, "test"):
+        raise ConfigError(
+            f"Task {learner.stream.names[t]!r} has no test data here (a loaded learner keeps "
+            "no data): pass the inputs, e.g. learner.predict(texts, task=...)."
+        )
     try:
-        if not learner.rows(t, split):
-            return []
         preds = learner.predictions(t, split)
     finally:
         learner._rows[t].pop(PREDICT_SPLIT, None)
