@@ -240,8 +240,8 @@ def run(
     out = out or config.output_dir
     say = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
     quiet_libraries()
+    stream = build_stream(config.stream)  # bad data fails here, before any folder is made
     continuing = prepare(config, out, resume, overwrite)
-    stream = build_stream(config.stream)  # bad data fails here, before any training
     cells = config.cells()
     pending = [c for c in cells if not os.path.exists(cell_path(out, c))]
     for c in pending:  # a failed cell is retried

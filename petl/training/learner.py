@@ -221,7 +221,7 @@ class Learner:
                 "(its classifier replaced, the method applied), so it can be set up once. "
                 "Make a new Learner with a fresh model, or pass a model path."
             )
-        cfg = self.config
+        cfg = self.config = self.config.for_method(self.method)  # lr=None: the method's default
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
         if cfg.early_stopping_patience is not None and any(not t.val for t in stream.tasks):

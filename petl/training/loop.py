@@ -150,7 +150,9 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
         learner.items = loop["items"]
     rows = learner.item_rows(loop["items"])
     params = [p for p in learner.model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(
+        params, lr=cfg.for_method(learner.method).lr or 0.0, weight_decay=cfg.weight_decay
+    )
     micro_per_epoch = math.ceil(len(rows) / cfg.batch_size)
     steps = math.ceil(micro_per_epoch / cfg.grad_accum) * cfg.epochs
     scheduler = get_scheduler(
