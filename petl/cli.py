@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-# Listed here (not imported) so that --help does not import torch; tests/use/test_cli_data.py
+# Listed here (not imported) so that --help does not import torch; tests/bench/test_cli_own_data.py
 # checks them against petl.METHODS and petl.STRATEGIES.
 METHOD_NAMES = (
     "lora",
