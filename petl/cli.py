@@ -246,11 +246,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
         f"incremental, {len(report['stream']['tasks']) if report['stream'] else 0} tasks"
     )
     print(format_table(report["runs"]))
+    _print_chance_warnings(report)
     print(f"\nReport: {out}/report.md (results.json, plots/*.png)")
     if report["failed"]:
         print(f"{len(report['failed'])} cell(s) failed; see {out}/report.md", file=sys.stderr)
         return 1
     return 0
+
+
+def _print_chance_warnings(report: dict[str, Any]) -> None:
+    from petl.bench.report import _chance_section
+
+    for line in _chance_section(report["runs"], report.get("stream"))[2:-1]:
+        print(f"warning: {line[2:]}", file=sys.stderr)
 
 
 def _check_model_folder(path: str) -> None:

@@ -196,6 +196,23 @@ def _md_table(head: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _chance_section(rows: list[dict[str, Any]], stream: dict[str, Any] | None) -> list[str]:
+    """A "Warnings" section listing tasks whose diagonal is near chance (never learned)."""
+    from petl.chance import chance_warnings
+
+    if not stream:
+        return []
+    names = [t["name"] for t in stream["tasks"]]
+    labels = [t["labels"] for t in stream["tasks"]]
+    metrics = ["accuracy" if stream.get("family", "classification") == "classification" else ""]
+    found = [
+        w
+        for r in rows
+        for w in chance_warnings(names, r["diagonal"], labels, metrics * len(names), r["name"])
+    ]
+    return ["## Warnings", "", *(f"- {w}" for w in found), ""] if found else []
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The Markdown report (report.md)."""
     rows, stream, env = report["runs"], report["stream"], report["environment"]
@@ -259,6 +276,7 @@ def markdown(report: dict[str, Any]) -> str:
         ),
         "",
     ]
+    out += _chance_section(rows, stream)
     out += [
         "## Accuracy right after each task (diagonal)",
         "",
