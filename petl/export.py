@@ -146,8 +146,11 @@ def export(learner: Any, directory: str, task: int | str | None = None) -> nn.Mo
         info["instructions"] = {task.name: task.instruction for task in learner.stream.tasks}
     model.eval()
     os.makedirs(directory, exist_ok=True)
-    model.save_pretrained(directory)
-    learner.tokenizer.save_pretrained(directory)
+    from petl.quiet import quiet_petl_calls
+
+    with quiet_petl_calls():  # no "Writing model shards" bar
+        model.save_pretrained(directory)
+        learner.tokenizer.save_pretrained(directory)
     with open(os.path.join(directory, EXPORT_INFO), "w") as f:
         json.dump(info, f, indent=2)
     return model

@@ -188,7 +188,10 @@ class Learner:
             self.tokenizer = self.tokenizer or AutoTokenizer.from_pretrained(self.source)
             auto = getattr(transformers, self.family.auto_class)
             kwargs = {"num_labels": 2} if self.family.name != "generation" else {}
-            return auto.from_pretrained(self.source, **kwargs)
+            from petl.quiet import quiet_petl_calls
+
+            with quiet_petl_calls():  # the classifier reported MISSING is replaced by heads
+                return auto.from_pretrained(self.source, **kwargs)
         return self.source
 
     def apply_method(self, backbone: nn.Module) -> nn.Module:

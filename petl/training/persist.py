@@ -259,6 +259,7 @@ def load(directory: str, accelerator: Any = None) -> Any:
     import transformers
     from safetensors.torch import load_file, load_model
 
+    from petl.quiet import quiet_petl_calls
     from petl.training.config import TrainConfig
     from petl.training.learner import Learner
 
@@ -274,10 +275,11 @@ def load(directory: str, accelerator: Any = None) -> Any:
         raise CheckpointError(f"{directory!r} has save format {meta.get('format')}, not {FORMAT}.")
     family = _family(meta["family"], meta.get("answer_budget"))
     base_dir = os.path.join(directory, BASE)
-    config = transformers.AutoConfig.from_pretrained(base_dir)
     dtype = getattr(torch, meta.get("dtype") or "float32")
-    backbone = getattr(transformers, family.auto_class).from_config(config, dtype=dtype)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(base_dir)
+    with quiet_petl_calls():
+        config = transformers.AutoConfig.from_pretrained(base_dir)
+        backbone = getattr(transformers, family.auto_class).from_config(config, dtype=dtype)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(base_dir)
     train_config = TrainConfig.from_dict(meta["train_config"])
     learner = Learner(
         backbone,
