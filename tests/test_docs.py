@@ -15,7 +15,7 @@ import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 BLOCK = re.compile(r"^```python[^\n]*\n(.*?)^```", re.S | re.M)
-SKIP = re.compile(r"<!-- docs-test: skip: (?P<reason>[^>]+?) -->\s*$")
+SKIP = re.compile(r"<!-- docs-test: skip: (?P<reason>[^>]+?) -->[ \t]*$", re.M)
 
 
 def pages() -> list[str]:
@@ -63,7 +63,11 @@ def test_python_blocks_run(page: str, tmp_path) -> None:
     path.write_text("\n".join(script))
     env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
     out = subprocess.run(
-        [sys.executable, str(path)], cwd=tmp_path, capture_output=True, text=True, env=env,
+        [sys.executable, str(path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
         timeout=900,
     )
     last = [s for s in out.stdout.splitlines() if s.startswith("--- block at line")]
