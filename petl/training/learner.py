@@ -330,7 +330,10 @@ class Learner:
 
     def _evaluate_all(self) -> list[float]:
         # The last evaluation's predictions are kept for results() (generation is costly).
-        self._test_preds = [self.predictions(t) for t in range(len(self.stream))]
+        from petl.progress import bar
+
+        tasks = bar(self, range(len(self.stream)), desc="evaluating", unit="task")
+        self._test_preds = [self.predictions(t) for t in tasks]
         return [
             self.family.score(self, t, "test", p) if self.rows(t, "test") else 0.0
             for t, p in enumerate(self._test_preds)

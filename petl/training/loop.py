@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from petl.progress import disabled as progress_disabled
 from petl.training import checkpoint as ckpt
 from petl.training.data import make_loader
 
@@ -176,7 +177,7 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
         total=steps,
         initial=learner.global_step_in_task,
         desc=f"task {t + 1}/{len(learner.stream)} {learner.stream.names[t]}",
-        disable=not (cfg.progress and acc.is_main_process),
+        disable=progress_disabled(learner),  # no bar when not a terminal
         leave=False,
     )
     for epoch in range(loop["epoch"], cfg.epochs):
