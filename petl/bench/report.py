@@ -403,10 +403,6 @@ def plots(report: dict[str, Any], folder: str) -> dict[str, str]:
         point_names: dict[tuple[float, float], list[str]] = {}
         for r, xi, yi in zip(usable, x, y, strict=True):  # one label per point, point_names joined
             point_names.setdefault((xi, round(yi, 3)), []).append(r["name"])
-        for (xi, yi), group in point_names.items():
-            ax.annotate(
-                ", ".join(group), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7
-            )
         ax.set_xscale("log")
         ax.set_xlim(min(x) / 2, max(x) * 6)  # room for the labels of the rightmost points
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: _count(int(v))))
@@ -416,6 +412,10 @@ def plots(report: dict[str, Any], folder: str) -> dict[str, str]:
         fig.colorbar(points, ax=ax, label="final average accuracy")
         ax.set_title("Forgetting against trainable parameters", fontsize=9)
         fig.tight_layout()
+        from petl.bench.labels import place_labels
+
+        groups = list(point_names.items())  # after the layout: labels placed in final pixels
+        place_labels(ax, [p for p, _ in groups], [", ".join(g) for _, g in groups])
         paths["forgetting_vs_params"] = os.path.join(folder, PLOTS["forgetting_vs_params"])
         fig.savefig(paths["forgetting_vs_params"], dpi=110)
         plt.close(fig)
