@@ -5,6 +5,7 @@ Accelerate training loop, with metrics of accuracy and forgetting over a task st
 
 from petl.api import apply, load, save
 from petl.errors import CheckpointError, ConfigError, DataError, IncompatibleModelError, PetlError
+from petl.export import export
 from petl.methods import METHODS
 from petl.methods.bitfit import BitFitConfig
 from petl.methods.bottleneck import BottleneckConfig
@@ -64,6 +65,7 @@ __all__ = [
     "TaskAdapters",
     "TrainConfig",
     "apply",
+    "export",
     "load",
     "save",
     "summary",

@@ -18,18 +18,53 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+# Listed here (not imported) so that --help does not import torch; tests/bench/test_cli_own_data.py
+# checks them against petl.METHODS and petl.STRATEGIES.
+METHOD_NAMES = (
+    "lora",
+    "adalora",
+    "ia3",
+    "bitfit",
+    "bottleneck",
+    "prompt_tuning",
+    "prefix_tuning",
+    "p_tuning",
+)
+STRATEGY_NAMES = ("naive", "ewc", "replay", "lwf", "olora", "task_adapters", "joint")
+MODEL_HELP = "'minilm' (default; offline package), 'smollm2', a local folder or a hub name"
+DOCS = "Docs: docs/index.md (quickstart), docs/troubleshooting.md; build with `mkdocs serve`."
+EPILOG = (
+    f"Methods: {', '.join(METHOD_NAMES)}, or none (full fine-tuning). "
+    f"Strategies: {', '.join(STRATEGY_NAMES)}. {DOCS}"
+)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("petl")
+    except PackageNotFoundError:
+        return "unknown"
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="petl", description="Parameter-efficient continual learning: benchmarks and training."
+        prog="petl",
+        description="Parameter-efficient continual learning: benchmarks and training.",
+        epilog=EPILOG,
     )
+    parser.add_argument("--version", action="version", version=f"petl {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{bench,train,report}")
 
     bench = sub.add_parser(
         "bench",
         help="run a benchmark (no argument: the offline default)",
         description="Run a grid of methods x strategies x seeds over a task "
-        "stream and write a report folder.",
+        "stream and write a report folder. Own data: a config with [stream] source = 'files' "
+        "(text_column, label_column, {train, test} files per task) or source = 'dir' (a "
+        "folder of one CSV/JSON/JSONL file per task, or news_train.csv + news_test.csv).",
+        epilog=EPILOG,
     )
     bench.add_argument(
         "config", nargs="?", help="a .toml/.yaml config or a shipped config name (default: default)"
@@ -54,7 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=int, help="torch threads per worker")
     bench.add_argument("--overwrite", action="store_true", help="replace an existing report folder")
     bench.add_argument(
-        "--dry-run", action="store_true", help="validate the config, list the cells, stop"
+        "--dry-run",
+        action="store_true",
+        help="validate the config, the data and the model, list the cells, stop",
     )
     bench.add_argument("--list", action="store_true", help="list the shipped configs and stop")
     bench.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -64,21 +101,26 @@ def _parser() -> argparse.ArgumentParser:
         help="train one method on one dataset and save the adapter",
         description="Train one PEFT method (or full fine-tuning) on one "
         "dataset and save the adapter with petl.save.",
+        epilog=EPILOG,
     )
     train.add_argument(
         "--data",
         required=True,
-        help="'bbc' or 'tweets' (offline packages), a "
-        "folder in the cl_benchmark layout (with --task), or a json/jsonl/csv/parquet file",
+        help="'bbc' or 'tweets' (offline packages), a json/jsonl/csv/tsv/parquet file, a folder "
+        "of such files (one per task, or NAME_train.csv + NAME_test.csv; pick one with --task) "
+        "or a folder in the cl_benchmark layout (with --task)",
     )
-    train.add_argument("--task", help="task folder inside --data (or a name for the task)")
+    train.add_argument(
+        "--test", metavar="FILE", help="a separate test file (else --data is split 80/20)"
+    )
+    train.add_argument("--text-column", help="column of the text (default: text, sentence, ...)")
+    train.add_argument("--label-column", help="column of the label (default: label)")
+    train.add_argument("--task", help="task inside --data (or a name for the task)")
     train.add_argument("--classes", nargs="+", help="with --data bbc/tweets: the classes to use")
     train.add_argument(
         "--output", "-o", required=True, metavar="DIR", help="where the adapter goes"
     )
-    train.add_argument(
-        "--model", default="minilm", help="'minilm' (default), a local folder or a hub name"
-    )
+    train.add_argument("--model", default="minilm", help=MODEL_HELP)
     train.add_argument(
         "--method", default="lora", help="a PEFT method or 'none' (full fine-tuning)"
     )
@@ -98,8 +140,16 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int)
     train.add_argument("--threads", type=int, help="torch CPU threads")
     train.add_argument("--no-progress", action="store_true")
+    train.add_argument(
+        "--dry-run", action="store_true", help="validate the data and the model, print them, stop"
+    )
 
-    report = sub.add_parser("report", help="re-render the report of a benchmark folder")
+    report = sub.add_parser(
+        "report",
+        help="re-render the report of a benchmark folder",
+        description="Re-render report.md, results.json and plots/*.png of a folder written by "
+        "petl bench (after adding cells, or with a newer petl).",
+    )
     report.add_argument("dir", help="a folder written by petl bench")
     return parser
 
@@ -153,11 +203,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
         config = bench_config.load(args.config, overrides)
         out = args.output or config.output_dir
     if args.dry_run:
+        from petl.bench.data import build_stream
+        from petl.models import resolve_model
+
+        stream = build_stream(config.stream)  # reads and checks the data
+        model = resolve_model(config.model)
+        _check_model_folder(model)
+        print(
+            f"data: {stream.scenario}-incremental, "
+            + ", ".join(f"{t.name} ({len(t.train)} train/{len(t.test)} test)" for t in stream.tasks)
+        )
+        print(f"model: {model}")
         print(f"{config.name}: {len(config.cells())} cells -> {out}")
         for cell in config.cells():
             t = config.train_config(cell.run, cell.seed)
             print(
-                f"  {cell.key:30s} {cell.run.label:24s} lr={t.lr:g} epochs={t.epochs} "
+                f"  {cell.key:30s} {cell.run.label:24s} lr={t.for_method(cell.run.method).lr:g} epochs={t.epochs} "
                 f"batch={t.batch_size} max_length={t.max_length}"
             )
         return 0
@@ -185,11 +246,29 @@ def cmd_bench(args: argparse.Namespace) -> int:
         f"incremental, {len(report['stream']['tasks']) if report['stream'] else 0} tasks"
     )
     print(format_table(report["runs"]))
+    _print_chance_warnings(report)
     print(f"\nReport: {out}/report.md (results.json, plots/*.png)")
     if report["failed"]:
         print(f"{len(report['failed'])} cell(s) failed; see {out}/report.md", file=sys.stderr)
         return 1
     return 0
+
+
+def _print_chance_warnings(report: dict[str, Any]) -> None:
+    from petl.bench.report import _chance_section
+
+    for line in _chance_section(report["runs"], report.get("stream"))[2:-1]:
+        print(f"warning: {line[2:]}", file=sys.stderr)
+
+
+def _check_model_folder(path: str) -> None:
+    """A local model folder must hold a transformers config (hub names are not fetched)."""
+    import os
+
+    from petl.errors import ConfigError
+
+    if os.path.isdir(path) and not os.path.exists(os.path.join(path, "config.json")):
+        raise ConfigError(f"Model folder {path!r} has no config.json: is it a transformers model?")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -221,7 +300,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         max_test=args.max_test,
         progress=not args.no_progress,
         classes=args.classes,
+        test=args.test,
+        text_column=args.text_column,
+        label_column=args.label_column,
+        dry_run=args.dry_run,
     )
+    if args.dry_run:
+        print(json.dumps(info, indent=2))
+        return 0
     print(
         json.dumps(
             {

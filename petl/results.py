@@ -41,6 +41,21 @@ class Results:
         """Average accuracy, forgetting, BWT, FWT, plasticity, ... (see petl.metrics)."""
         return metrics.summarize(self.accuracy, self.initial)
 
+    def warnings(self) -> list[str]:
+        """Tasks whose score right after training them is near chance (never learned;
+        their forgetting means nothing). See petl.chance."""
+        from petl.chance import chance_warnings
+
+        tasks = self.info.get("stream", {}).get("tasks", [])
+        if len(tasks) != len(self.task_names) or not len(self.accuracy):
+            return []
+        diagonal = [float(self.accuracy[i, i]) for i in range(len(self.accuracy))]
+        n = len(diagonal)
+        metric = self.metric or ["accuracy"] * len(tasks)
+        return chance_warnings(
+            self.task_names[:n], diagonal, [t["labels"] for t in tasks][:n], metric[:n]
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "task_names": self.task_names,

@@ -208,7 +208,7 @@ class Stream:
         scenario: str = "class",
         max_train: int | None = None,
         max_test: int | None = None,
-        val_fraction: float = 0.1,
+        val_fraction: float = 0.0,
         seed: int = 0,
         family: str = "classification",
     ) -> Stream:
@@ -216,7 +216,8 @@ class Stream:
 
         Records are dicts with a text field ('text' or 'sentence'), 'label', and optionally a
         second text ('text_pair'). A missing 'test' (or 'train') side is split off the other
-        one deterministically; 'val' is carved from train when absent; 'labels' defaults to
+        one deterministically; 'val' is carved from train when absent and val_fraction > 0
+        (default 0: nothing is held out unless asked); 'labels' defaults to
         the sorted label names found.
 
         Other families: "generation" records may also use 'input'/'output' (and a per-record

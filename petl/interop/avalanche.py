@@ -161,7 +161,7 @@ def stream_from_benchmark(
     max_train: int | None = None,
     max_test: int | None = None,
     seed: int = 0,
-    val_fraction: float = 0.1,
+    val_fraction: float = 0.0,
 ) -> Stream:
     """Builds a petl `Stream` from an avalanche-lib benchmark.
 

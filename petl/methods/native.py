@@ -82,9 +82,34 @@ class PetlModel(nn.Module):
         self.petl_config = config
         self._disabled = False
 
-    # Delegation: the model behaves like the transformers model it wraps.
-    def forward(self, *args: Any, **kwargs: Any) -> Any:
-        return self.base_model(*args, **kwargs)
+    # Delegation: the model behaves like the transformers model it wraps. The inputs are
+    # named (not *args) because transformers.Trainer keeps only the dataset columns that
+    # forward's signature names; a None input is not passed on (not every model takes it).
+    def forward(
+        self,
+        input_ids: Any = None,
+        attention_mask: Any = None,
+        token_type_ids: Any = None,
+        position_ids: Any = None,
+        inputs_embeds: Any = None,
+        labels: Any = None,
+        pixel_values: Any = None,
+        decoder_input_ids: Any = None,
+        decoder_attention_mask: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        named = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "token_type_ids": token_type_ids,
+            "position_ids": position_ids,
+            "inputs_embeds": inputs_embeds,
+            "labels": labels,
+            "pixel_values": pixel_values,
+            "decoder_input_ids": decoder_input_ids,
+            "decoder_attention_mask": decoder_attention_mask,
+        }
+        return self.base_model(**{k: v for k, v in named.items() if v is not None}, **kwargs)
 
     def generate(self, *args: Any, **kwargs: Any) -> Any:
         return self.base_model.generate(*args, **kwargs)  # type: ignore[operator]

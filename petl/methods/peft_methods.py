@@ -107,8 +107,11 @@ def check_prompt_method(method: str, model: nn.Module, task_type: str | None) ->
 def get_peft_model(model: nn.Module, config, adapter_name: str = "default"):
     import peft
 
+    from petl.quiet import quiet_petl_calls
+
     try:
-        return peft.get_peft_model(model, config, adapter_name=adapter_name)
+        with quiet_petl_calls():
+            return peft.get_peft_model(model, config, adapter_name=adapter_name)
     except ValueError as err:
         text = str(err)
         lowered = text.lower()

@@ -98,7 +98,9 @@ def empirical_fisher(learner: Any, t: int, samples: int) -> dict[str, torch.Tens
     model = learner.model
     was_training = model.training
     model.eval()
-    for batch in learner.batches(mine, batch_size=1):
+    from petl.progress import bar
+
+    for batch in bar(learner, learner.batches(mine, batch_size=1), total=len(mine), desc="fisher"):
         model.zero_grad(set_to_none=True)
         loss = learner.family.loss(model(batch), batch)  # the task family's training loss
         loss.backward()

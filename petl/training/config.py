@@ -12,6 +12,12 @@ from petl.errors import ConfigError, unknown_choice
 
 PRECISIONS = ("no", "bf16", "fp16")
 NONFINITE = ("error", "skip")
+# Default learning rates when TrainConfig.lr is None, by kind of method. Measured on MiniLM
+# (docs/benchmark.md, benchmarks/README.md): LoRA learns at 2e-3 to 5e-3 (5e-4 barely moves
+# it); full fine-tuning collapsed to one class at 2e-4 on the cl_benchmark streams and
+# learns at 1e-4. The lower value of each range is the default: safe on both benchmarks.
+PEFT_LR = 2e-3
+FULL_LR = 1e-4
 # transformers schedulers that need nothing but warmup and total steps (reduce_lr_on_plateau
 # needs a metric per step, the *_min_lr ones extra arguments).
 SCHEDULERS = (
@@ -33,7 +39,8 @@ class TrainConfig:
         epochs: Passes over each task's training data.
         batch_size: Global batch size (split across processes under `accelerate launch`).
         eval_batch_size: Batch size for evaluation.
-        lr: Peak learning rate of AdamW.
+        lr: Peak learning rate of AdamW; None: 2e-3 for a PEFT method, 1e-4 for full
+            fine-tuning (`default_lr`), resolved when the Learner is set up.
         weight_decay: AdamW weight decay.
         warmup_ratio: Fraction of each task's steps spent warming up linearly.
         scheduler: A transformers scheduler name: linear, cosine, constant, ...
@@ -56,7 +63,7 @@ class TrainConfig:
     epochs: int = 3
     batch_size: int = 16
     eval_batch_size: int = 64
-    lr: float = 5e-4
+    lr: float | None = None
     weight_decay: float = 0.0
     warmup_ratio: float = 0.06
     scheduler: str = "linear"
@@ -79,7 +86,7 @@ class TrainConfig:
                 raise ConfigError(f"TrainConfig.{name} must be a positive integer, got {value!r}.")
         for name in ("lr", "weight_decay", "warmup_ratio", "max_grad_norm"):
             value = getattr(self, name)
-            if value is None and name == "max_grad_norm":
+            if value is None and name in ("max_grad_norm", "lr"):  # lr None: the method default
                 continue
             if not isinstance(value, numbers.Real) or isinstance(value, bool):
                 hint = (
@@ -97,7 +104,7 @@ class TrainConfig:
                 )
         if self.nonfinite not in NONFINITE:
             raise unknown_choice("nonfinite policy", str(self.nonfinite), NONFINITE)
-        if self.lr <= 0:
+        if self.lr is not None and self.lr <= 0:
             raise ConfigError(f"TrainConfig.lr must be positive, got {self.lr!r}.")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(
@@ -122,6 +129,12 @@ class TrainConfig:
                 f"TrainConfig.mixed_precision must be one of {PRECISIONS}, got {self.mixed_precision!r}."
             )
 
+    def for_method(self, method: Any) -> TrainConfig:
+        """This config with `lr` filled in from the method's default when it is None."""
+        if self.lr is not None:
+            return self
+        return dataclasses.replace(self, lr=default_lr(method))
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -140,3 +153,9 @@ class TrainConfig:
 def _is_int(value: Any) -> bool:
     # bool is a subclass of int: epochs=True must not mean one epoch
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def default_lr(method: Any) -> float:
+    """The default learning rate: `FULL_LR` for full fine-tuning (method None), else
+    `PEFT_LR`."""
+    return FULL_LR if method is None else PEFT_LR

@@ -35,7 +35,8 @@ class Learner:
 
     Args:
         model: A transformers sequence-classification model, or a path / hub name loaded
-            with `AutoModelForSequenceClassification`. Its last linear layer is replaced
+            with `AutoModelForSequenceClassification`, or a built-in offline name
+            ("minilm", "smollm2"; see petl.models.resolve_model). Its last linear layer is replaced
             by petl's task heads (the model object is modified in place).
         tokenizer: The tokenizer; loaded from `model` when it is a path.
         method: A PEFT method name, a peft/petl config, or None for full fine-tuning.
@@ -63,6 +64,10 @@ class Learner:
     ) -> None:
         if isinstance(model, os.PathLike):
             model = os.fspath(model)
+        if isinstance(model, str):  # "minilm" etc., checked now rather than at fit
+            from petl.models import resolve_model
+
+            model = resolve_model(model)
         self.source = model
         self.tokenizer = tokenizer
         self.method = method
@@ -184,7 +189,10 @@ class Learner:
             self.tokenizer = self.tokenizer or AutoTokenizer.from_pretrained(self.source)
             auto = getattr(transformers, self.family.auto_class)
             kwargs = {"num_labels": 2} if self.family.name != "generation" else {}
-            return auto.from_pretrained(self.source, **kwargs)
+            from petl.quiet import quiet_petl_calls
+
+            with quiet_petl_calls():  # the classifier reported MISSING is replaced by heads
+                return auto.from_pretrained(self.source, **kwargs)
         return self.source
 
     def apply_method(self, backbone: nn.Module) -> nn.Module:
@@ -217,7 +225,7 @@ class Learner:
                 "(its classifier replaced, the method applied), so it can be set up once. "
                 "Make a new Learner with a fresh model, or pass a model path."
             )
-        cfg = self.config
+        cfg = self.config = self.config.for_method(self.method)  # lr=None: the method's default
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
         if cfg.early_stopping_patience is not None and any(not t.val for t in stream.tasks):
@@ -323,7 +331,10 @@ class Learner:
 
     def _evaluate_all(self) -> list[float]:
         # The last evaluation's predictions are kept for results() (generation is costly).
-        self._test_preds = [self.predictions(t) for t in range(len(self.stream))]
+        from petl.progress import bar
+
+        tasks = bar(self, range(len(self.stream)), desc="evaluating", unit="task")
+        self._test_preds = [self.predictions(t) for t in tasks]
         return [
             self.family.score(self, t, "test", p) if self.rows(t, "test") else 0.0
             for t, p in enumerate(self._test_preds)
@@ -336,6 +347,38 @@ class Learner:
         if preds is not None:
             return np.asarray(preds) if self.family.name == "classification" else preds
         return self.family.predict(self, task, self.rows(task, split))[0]
+
+    def predict(self, inputs: Sequence[Any] | None = None, task: int | str | None = None) -> list:
+        """Predictions of the trained model for new inputs, or for a task's test split.
+
+        Args:
+            inputs: Texts (or `(text, text_pair)` pairs; for token tasks, word lists or
+                whitespace-separated sentences). None: the test split of `task`.
+            task: Task index or name; None: the last task trained (needed for
+                task-incremental streams, whose tasks have their own heads).
+
+        Returns:
+            Label names (classification), a tag list per sentence (tokens) or answer
+            strings (generation), one per input.
+        """
+        from petl.training.persist import predict
+
+        return predict(self, inputs, task)
+
+    def save(self, directory: str) -> None:
+        """Saves the whole continual model (backbone with adapter, heads, strategy state,
+        settings) in safetensors + JSON; `Learner.load(directory)` restores it."""
+        from petl.training.persist import save
+
+        save(self, directory)
+
+    @classmethod
+    def load(cls, directory: str, accelerator: Any = None) -> Learner:
+        """A learner restored from `Learner.save`, ready to `predict` (no data or original
+        model path needed)."""
+        from petl.training.persist import load
+
+        return load(directory, accelerator)
 
     def score(self, task: int, split: str = "test") -> float:
         """The task's own metric (accuracy, entity F1, exact match) on a split."""

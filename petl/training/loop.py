@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from petl.progress import disabled as progress_disabled
 from petl.training import checkpoint as ckpt
 from petl.training import guard
 from petl.training.data import make_loader
@@ -125,7 +126,9 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
         learner.items = loop["items"]
     rows = learner.item_rows(loop["items"])
     params = [p for p in learner.model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(
+        params, lr=cfg.for_method(learner.method).lr or 0.0, weight_decay=cfg.weight_decay
+    )
     micro_per_epoch = math.ceil(len(rows) / cfg.batch_size)
     steps = math.ceil(micro_per_epoch / cfg.grad_accum) * cfg.epochs
     scheduler = get_scheduler(
@@ -148,7 +151,7 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
         total=steps,
         initial=learner.global_step_in_task,
         desc=f"task {t + 1}/{len(learner.stream)} {learner.stream.names[t]}",
-        disable=not (cfg.progress and acc.is_main_process),
+        disable=progress_disabled(learner),  # no bar when not a terminal
         leave=False,
     )
     for epoch in range(loop["epoch"], cfg.epochs):

@@ -109,8 +109,10 @@ def test_bad_strategy_options() -> None:
         petl.OLoRA(lam_orth=-1)
 
 
-def test_learner_accepts_a_pathlib_model_path() -> None:
+def test_learner_accepts_a_pathlib_model_path(tmp_path) -> None:
     import pathlib
 
-    learner = petl.Learner(pathlib.Path("/nonexistent/model"), method="lora")
-    assert learner.source == "/nonexistent/model"
+    learner = petl.Learner(pathlib.Path(tmp_path), method="lora")
+    assert learner.source == str(tmp_path)
+    with pytest.raises(petl.ConfigError, match="no such folder"):  # checked at construction
+        petl.Learner(pathlib.Path("/nonexistent/model"), method="lora")

@@ -1,0 +1,318 @@
+"""Using a trained `Learner`: predictions on new inputs, and saving / loading the whole
+continual model (backbone with its adapter, task heads, strategy state) in safe formats.
+
+A saved learner is a folder:
+
+    learner.json          what to rebuild: family, stream outline (task names, labels,
+                          instructions, scenario), method, train config, strategies
+    model.safetensors     every weight of the model (backbone, adapter, heads)
+    base/                 the backbone's transformers config and the tokenizer
+    strategy.<name>.safetensors / .json   each strategy's state (buffers, adapters, ...)
+
+Loading builds the backbone from `base/config.json` (no download, no original model path
+needed), runs the same construction as training (method, heads), then loads the weights;
+nothing is unpickled."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from petl.errors import CheckpointError, ConfigError
+from petl.training.checkpoint import split_state
+
+META = "learner.json"
+WEIGHTS = "model.safetensors"
+BASE = "base"
+FORMAT = 1
+PREDICT_SPLIT = "predict"  # the transient split predict() puts new inputs in
+
+
+def _require_built(learner: Any, what: str) -> None:
+    if not getattr(learner, "_built", False):
+        raise ConfigError(f"Learner.{what} needs a trained model: call fit(stream) first.")
+
+
+def resolve_task(learner: Any, task: int | str | None) -> int:
+    """A task index from an index, a task name or None (the last task trained)."""
+    names = learner.stream.names
+    if task is None:
+        return max(min(learner.task_index, len(names) - 1), 0)
+    if isinstance(task, str):
+        if task not in names:
+            from petl.errors import unknown_choice
+
+            raise unknown_choice("task", task, names)
+        return names.index(task)
+    if not 0 <= int(task) < len(names):
+        raise ConfigError(f"task={task} is out of range: the stream has {len(names)} tasks.")
+    return int(task)
+
+
+def _examples(learner: Any, t: int, inputs: Sequence[Any]) -> list[Any]:
+    """New inputs as the family's examples, with a placeholder label (never scored)."""
+    from petl.stream import Example, TokenExample
+
+    labels = learner.stream.tasks[t].labels
+    out: list[Any] = []
+    if learner.family.name == "tokens":
+        for x in inputs:
+            words = tuple(x.split()) if isinstance(x, str) else tuple(str(w) for w in x)
+            if not words:
+                raise ConfigError("predict() got an empty sentence.")
+            out.append(TokenExample(words, ("O",) * len(words)))
+        return out
+    placeholder = labels[0] if labels else ""
+    for x in inputs:
+        if isinstance(x, str):
+            out.append(Example(x, placeholder))
+        elif isinstance(x, Sequence) and len(x) == 2:
+            out.append(Example(str(x[0]), placeholder, str(x[1])))
+        else:
+            raise ConfigError(
+                f"predict() takes texts or (text, text_pair) pairs, got {type(x).__name__}."
+            )
+    return out
+
+
+def _column_names(learner: Any, t: int) -> list[str]:
+    if learner.per_task_heads:
+        return list(learner.stream.tasks[t].labels)
+    return [label for block in learner.stream.block_labels() for label in block]
+
+
+def predict(learner: Any, inputs: Sequence[Any] | None = None, task: int | str | None = None):
+    """See `Learner.predict`."""
+    _require_built(learner, "predict")
+    if inputs is None and task is None:
+        raise ConfigError("predict() needs inputs (a list of texts) or task= (its test split).")
+    if learner.stream.scenario == "task" and task is None and inputs is not None:
+        raise ConfigError(
+            "A task-incremental model predicts through a task's head: pass task= (an index or "
+            f"one of {learner.stream.names})."
+        )
+    t = resolve_task(learner, task)
+    if inputs is None:
+        split = "test"
+    else:
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        split = PREDICT_SPLIT
+        rows = learner.family.encode(learner, t, _examples(learner, t, list(inputs)))
+        learner._rows[t][PREDICT_SPLIT] = rows
+    if split == "test" and not learner.rows(t, "test"):
+        raise ConfigError(
+            f"Task {learner.stream.names[t]!r} has no test data here (a loaded learner keeps "
+            "no data): pass the inputs, e.g. learner.predict(texts, task=...)."
+        )
+    try:
+        preds = learner.predictions(t, split)
+    finally:
+        learner._rows[t].pop(PREDICT_SPLIT, None)
+    if learner.family.name != "classification":
+        return list(preds)
+    # With per-task heads, ids index task t's own labels; routing strategies give -1 for
+    # a label of another task (pass task= to ask a given task).
+    names = _column_names(learner, t)
+    return [names[int(i)] if 0 <= int(i) < len(names) else None for i in preds]
+
+
+# ---- save / load ------------------------------------------------------------------------
+def _stream_outline(stream: Any) -> dict[str, Any]:
+    return {
+        "scenario": stream.scenario,
+        "family": stream.family,
+        "tasks": [
+            {"name": t.name, "labels": list(t.labels), "instruction": t.instruction}
+            for t in stream.tasks
+        ],
+    }
+
+
+def _outline_stream(outline: dict[str, Any]) -> Any:
+    """A stream with the saved tasks' names and labels and no examples (its label spaces,
+    head sizes and instructions are all a trained model needs)."""
+    from petl.stream import Stream, Task
+
+    stream = object.__new__(Stream)  # skips the checks that every task has examples
+    stream.tasks = [
+        Task(t["name"], list(t["labels"]), [], [], [], t.get("instruction", ""))
+        for t in outline["tasks"]
+    ]
+    stream.scenario = outline["scenario"]
+    stream.family = outline["family"]
+    return stream
+
+
+def _base_model(learner: Any) -> Any:
+    backbone = learner.model.backbone
+    get = getattr(backbone, "get_base_model", None)
+    return get() if get is not None else backbone
+
+
+def _answer_budget(learner: Any) -> int | None:
+    """Longest answer in tokens (+1), which greedy generation needs when no data is left."""
+    if learner.family.name != "generation":
+        return None
+    lengths = [
+        len(r.input_ids) - r.prompt_len
+        for t in range(len(learner.stream))
+        for split in ("train", "val", "test")
+        for r in learner.rows(t, split)
+    ]
+    return 1 + max(lengths) if lengths else None
+
+
+def save(learner: Any, directory: str) -> None:
+    """See `Learner.save`."""
+    from safetensors.torch import save_file, save_model
+
+    _require_built(learner, "save")
+    if not (learner.method is None or isinstance(learner.method, str)):
+        raise ConfigError(
+            "Learner.save needs the method by name (e.g. method='lora', method_options={...}); "
+            "a config object cannot be written as JSON."
+        )
+    learner.accelerator.wait_for_everyone()
+    if not learner.accelerator.is_main_process:
+        learner.accelerator.wait_for_everyone()
+        return
+    os.makedirs(os.path.join(directory, BASE), exist_ok=True)
+    base = _base_model(learner)
+    base.config.save_pretrained(os.path.join(directory, BASE))
+    learner.tokenizer.save_pretrained(os.path.join(directory, BASE))
+    # save_model handles tied weights (e.g. a causal LM's embeddings and LM head).
+    save_model(learner.model, os.path.join(directory, WEIGHTS))
+    strategies = []
+    for s in learner.strategies:
+        name = getattr(s, "name", type(s).__name__)
+        config = s.config() if callable(getattr(s, "config", None)) else {}
+        strategies.append({"name": name, "config": config})
+        tensors, rest = split_state(s.state_dict())
+        if tensors:
+            save_file(tensors, os.path.join(directory, f"strategy.{name}.safetensors"))
+        with open(os.path.join(directory, f"strategy.{name}.json"), "w") as f:
+            json.dump(rest, f)
+    heads = getattr(learner.model, "heads", None)
+    meta = {
+        "format": FORMAT,
+        "source": learner.source if isinstance(learner.source, str) else None,
+        "dtype": str(next(base.parameters()).dtype).removeprefix("torch."),
+        "family": learner.family.config(),
+        "answer_budget": _answer_budget(learner),
+        "stream": _stream_outline(learner.stream),
+        "method": learner.method,
+        "method_options": learner.method_options,
+        "strategies": strategies,
+        "train_config": learner.config.to_dict(),
+        "task_index": learner.task_index,
+        "active_heads": heads.active if heads is not None else None,
+    }
+    with open(os.path.join(directory, META), "w") as f:  # written last: marks a whole save
+        json.dump(meta, f, indent=2, default=str)
+    learner.accelerator.wait_for_everyone()
+
+
+def _family(config: dict[str, Any], budget: int | None) -> Any:
+    from petl.families import get_family
+
+    name = config["name"]
+    if name == "generation":
+        from petl.families.generation import GenerationFamily
+
+        return GenerationFamily(
+            decoding=config.get("decoding", "greedy"),
+            template=config.get("template", "{instruction}\n{input}\nAnswer:"),
+            max_new_tokens=config.get("max_new_tokens") or budget,
+        )
+    return get_family(name, name)
+
+
+def _strategies(saved: list[dict[str, Any]]) -> list[Any]:
+    from petl.strategies import STRATEGIES
+
+    out = []
+    for entry in saved:
+        cls = STRATEGIES.get(entry["name"])
+        if cls is None:
+            raise CheckpointError(
+                f"The saved learner uses strategy {entry['name']!r}, which this petl does not "
+                f"know (known: {', '.join(sorted(STRATEGIES))})."
+            )
+        try:
+            out.append(cls(**entry["config"]))
+        except TypeError as err:
+            raise CheckpointError(
+                f"Cannot rebuild strategy {entry['name']!r} from {entry['config']}: {err}"
+            ) from None
+    return out
+
+
+def load(directory: str, accelerator: Any = None) -> Any:
+    """See `Learner.load`."""
+    import dataclasses
+
+    import transformers
+    from safetensors.torch import load_file, load_model
+
+    from petl.quiet import quiet_petl_calls
+    from petl.training.config import TrainConfig
+    from petl.training.learner import Learner
+
+    path = os.path.join(directory, META)
+    if not os.path.exists(path):
+        raise CheckpointError(
+            f"No {META} in {directory!r}: it is not a folder written by Learner.save "
+            "(a checkpoint_dir of fit() is resumed with fit(stream, checkpoint_dir=...))."
+        )
+    with open(path) as f:
+        meta = json.load(f)
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{directory!r} has save format {meta.get('format')}, not {FORMAT}.")
+    family = _family(meta["family"], meta.get("answer_budget"))
+    base_dir = os.path.join(directory, BASE)
+    dtype = getattr(torch, meta.get("dtype") or "float32")
+    with quiet_petl_calls():
+        config = transformers.AutoConfig.from_pretrained(base_dir)
+        backbone = getattr(transformers, family.auto_class).from_config(config, dtype=dtype)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(base_dir)
+    train_config = TrainConfig.from_dict(meta["train_config"])
+    learner = Learner(
+        backbone,
+        tokenizer,
+        method=meta["method"],
+        method_options=meta["method_options"],
+        strategies=_strategies(meta["strategies"]),
+        # The outline has no validation data, which early stopping would ask for.
+        config=dataclasses.replace(train_config, early_stopping_patience=None),
+        accelerator=accelerator,
+        family=family,
+    )
+    learner.setup(_outline_stream(meta["stream"]))
+    learner.config = train_config
+    learner.source = meta.get("source") or learner.source
+    missing, unexpected = load_model(learner.model, os.path.join(directory, WEIGHTS), strict=False)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"The weights in {directory!r} do not fit the rebuilt model (missing "
+            f"{sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}): was it saved by "
+            "another petl version?"
+        )
+    if meta.get("active_heads"):
+        learner._activate_heads(meta["active_heads"] - 1)
+    learner.task_index = meta["task_index"]
+    for s in learner.strategies:
+        name = getattr(s, "name", type(s).__name__)
+        state: dict[str, Any] = {}
+        with open(os.path.join(directory, f"strategy.{name}.json")) as f:
+            state.update(json.load(f))
+        tensors = os.path.join(directory, f"strategy.{name}.safetensors")
+        if os.path.exists(tensors):
+            state.update(load_file(tensors, device=str(learner.device)))
+        s.load_state_dict(state)
+    learner.model.eval()
+    return learner
