@@ -12,9 +12,12 @@ from petl.methods.native import PetlModel
 from petl.results import Results
 from petl.strategies import (
     EWC,
+    SLCA,
     STRATEGIES,
+    WA,
     Joint,
     LwF,
+    MaskSeen,
     Naive,
     OLoRA,
     Replay,
@@ -31,7 +34,9 @@ __version__ = "0.1.0"
 __all__ = [
     "EWC",
     "METHODS",
+    "SLCA",
     "STRATEGIES",
+    "WA",
     "BitFitConfig",
     "BottleneckConfig",
     "CheckpointError",
@@ -42,6 +47,7 @@ __all__ = [
     "Joint",
     "Learner",
     "LwF",
+    "MaskSeen",
     "Naive",
     "OLoRA",
     "PetlError",

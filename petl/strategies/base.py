@@ -9,11 +9,16 @@ Hooks, in the order the loop calls them:
     setup(learner)                          check that the strategy fits the model/method
     before_task(learner, t)                 prepare for task t (snapshots, teachers)
     train_items(learner, t, items) -> items the (task, example) pairs to train task t on
+    train_logits(learner, batch, logits) -> logits   change the logits the training loss sees
     loss(learner, batch, logits, loss) -> loss   add a penalty or a distillation term
     after_step(learner)                     after each optimizer step
     after_task(learner, t)                  consolidate (Fisher, buffers, adapters)
     predict(learner, t, split) -> preds | None   override how task t is predicted
     state_dict() / load_state_dict(state)   tensors and JSON values, for checkpoints
+
+Declared attributes (read when the model or optimizer is built, so resumed runs match):
+    per_task_heads, freeze_old_heads        head layout (see petl.heads)
+    lr_scales: {name prefix: multiplier}    learning-rate groups (petl.training.param_groups)
 """
 
 from __future__ import annotations

@@ -25,7 +25,16 @@ from petl.training.config import TrainConfig
 from petl.training.data import Encoded, Item, iter_batches, make_loader
 from petl.training.loop import train_task
 
-HOOKS = ("setup", "before_task", "train_items", "loss", "after_step", "after_task", "predict")
+HOOKS = (
+    "setup",
+    "before_task",
+    "train_items",
+    "train_logits",
+    "loss",
+    "after_step",
+    "after_task",
+    "predict",
+)
 
 
 class Learner:

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from petl.training import checkpoint as ckpt
 from petl.training.data import make_loader
+from petl.training.param_groups import param_groups
 
 if TYPE_CHECKING:
     from petl.training.learner import Learner
@@ -86,6 +87,10 @@ class TrainStep(nn.Module):
         if real < local:  # drop padding rows; keep one (weighted 0) if all are padding
             batch = {k: v[: max(real, 1)] for k, v in batch.items()}
         logits = self.model(batch)
+        for s in learner.strategies:  # e.g. MaskSeen: only the row's own task's classes
+            fn = getattr(s, "train_logits", None)
+            if fn is not None:
+                logits = fn(learner, batch, logits)
         family = learner.family  # cross-entropy over labels, tags or answer tokens
         if real_global == local * acc.num_processes:
             loss = family.loss(logits, batch)
@@ -150,7 +155,8 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
         learner.items = loop["items"]
     rows = learner.item_rows(loop["items"])
     params = [p for p in learner.model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    groups = param_groups(learner, cfg.lr)  # per-group lr scales that strategies declare
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     micro_per_epoch = math.ceil(len(rows) / cfg.batch_size)
     steps = math.ceil(micro_per_epoch / cfg.grad_accum) * cfg.epochs
     scheduler = get_scheduler(
