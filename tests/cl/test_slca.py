@@ -41,6 +41,7 @@ def final_accuracy(tok: Any, strategies: list[Any], scenario: str = "class") -> 
     return float(learner(tok, strategies).fit(stream(scenario)).accuracy[-1].mean())
 
 
+@pytest.mark.slow  # three 4-task runs: about 15 s on an idle core
 def test_slca_beats_naive_and_alignment_is_what_keeps_old_classes(tok: Any) -> None:
     naive = final_accuracy(tok, [petl.Naive()])
     slca = final_accuracy(tok, [petl.SLCA()])
