@@ -12,11 +12,14 @@ from petl.strategies.icarl import ICaRL
 from petl.strategies.joint import Joint
 from petl.strategies.lwf import LwF
 from petl.strategies.mas import MAS
+from petl.strategies.mask_seen import MaskSeen
 from petl.strategies.olora import OLoRA
 from petl.strategies.protocol import Capabilities
 from petl.strategies.replay import Replay
 from petl.strategies.si import SI
+from petl.strategies.slca import SLCA
 from petl.strategies.task_adapters import TaskAdapters
+from petl.strategies.wa import WA
 
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls for cls in (Naive, EWC, Replay, LwF, TaskAdapters, OLoRA, Joint)
@@ -24,12 +27,16 @@ STRATEGIES: dict[str, type[Strategy]] = {
 # the classic catalog, on the same protocol (one file each)
 CATALOG = (SI, MAS, AGEM, GEM, DER, ERACE, ICaRL, GDumb, Cumulative)
 STRATEGIES.update({cls.name: cls for cls in CATALOG})
+STRATEGIES.update({cls.name: cls for cls in (SLCA, MaskSeen, WA)})  # issue 9 part B
 
 __all__ = [
     "EWC",
+    "SLCA",
     "STRATEGIES",
+    "WA",
     "Joint",
     "LwF",
+    "MaskSeen",
     "Naive",
     "OLoRA",
     "Replay",

@@ -9,6 +9,7 @@ Hooks, in the order the loop calls them (all optional):
     setup(learner)                          check that the strategy fits the model/method
     before_task(learner, t)                 prepare for task t (snapshots, teachers)
     train_items(learner, t, items) -> items the (task, example) pairs to train task t on
+    train_logits(learner, batch, logits) -> logits   the logits the training loss sees
     loss(learner, batch, logits, loss) -> loss   add a penalty or a distillation term
     before_step(learner)                    gradients are final (after backward, unscaling
                                             and the all-reduce), before clipping and the step:
@@ -22,7 +23,8 @@ Hooks, in the order the loop calls them (all optional):
 What a strategy needs from the model is declared, not probed: `capabilities`, a
 `Capabilities` value, read before the model is built and whenever heads are activated.
 PEFT methods may contribute hooks too (`method_hooks`): AdaLoRA's rank budget step is one,
-owned by the method rather than written into the generic loop."""
+owned by the method rather than written into the generic loop. A strategy may also declare
+`lr_scales` ({parameter-name prefix: lr multiplier}, read by petl.training.param_groups)."""
 
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ HOOKS = (
     "setup",
     "before_task",
     "train_items",
+    "train_logits",
     "loss",
     "before_step",
     "after_step",
@@ -136,6 +139,12 @@ class Hooks:
         for s in self._with("train_items"):
             items = s.train_items(learner, t, items)
         return items
+
+    def train_logits(self, learner: Any, batch: Any, logits: Any) -> Any:
+        """The logits the training loss sees (MaskSeen hides other tasks' classes)."""
+        for s in self._with("train_logits"):
+            logits = s.train_logits(learner, batch, logits)
+        return logits
 
     def loss(self, learner: Any, batch: Any, logits: Any, loss: Any) -> Any:
         for s in self._with("loss"):

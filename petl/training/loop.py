@@ -18,6 +18,7 @@ from petl.progress import disabled as progress_disabled
 from petl.training import checkpoint as ckpt
 from petl.training import guard
 from petl.training.data import make_loader
+from petl.training.param_groups import param_groups
 
 if TYPE_CHECKING:
     from petl.training.learner import Learner
@@ -70,6 +71,7 @@ class TrainStep(nn.Module):
         if real < local:  # drop padding rows; keep one (weighted 0) if all are padding
             batch = {k: v[: max(real, 1)] for k, v in batch.items()}
         logits = self.model(batch)
+        logits = learner.hooks.train_logits(learner, batch, logits)  # e.g. MaskSeen
         family = learner.family  # cross-entropy over labels, tags or answer tokens
         if real_global == local * acc.num_processes:
             loss = family.loss(logits, batch)
@@ -126,9 +128,9 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
         learner.items = loop["items"]
     rows = learner.item_rows(loop["items"])
     params = [p for p in learner.model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        params, lr=cfg.for_method(learner.method).lr or 0.0, weight_decay=cfg.weight_decay
-    )
+    lr = cfg.for_method(learner.method).lr or 0.0
+    groups = param_groups(learner, lr)  # per-group lr scales that strategies declare
+    optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=cfg.weight_decay)
     micro_per_epoch = math.ceil(len(rows) / cfg.batch_size)
     steps = math.ceil(micro_per_epoch / cfg.grad_accum) * cfg.epochs
     scheduler = get_scheduler(
