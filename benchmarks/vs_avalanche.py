@@ -20,7 +20,8 @@ The two differ in one deliberate way: Avalanche's usual class-incremental model 
 6-way classifier from the start; petl grows its heads (2 new outputs per task). Both
 predict over every output the model has.
 
-Run from the repository root:
+Run from the repository root (`--strategies` runs a subset; `--merge` combines the
+JSON files of subsets run side by side):
 
     python benchmarks/vs_avalanche.py --json benchmarks/results/vs_avalanche.json
 """
@@ -316,7 +317,16 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/vs_avalanche.json"))
     parser.add_argument("--child", nargs=3, metavar=("LIBRARY", "STRATEGY", "OUT"))
+    parser.add_argument(
+        "--merge", nargs="+", type=Path, help="combine result files of partial runs into --json"
+    )
     args = parser.parse_args()
+    if args.merge:
+        merged = {k: v for f in args.merge for k, v in json.loads(f.read_text())["results"].items()}
+        rows = {k: merged[k] for k in STRATEGIES if k in merged}
+        args.json.write_text(json.dumps({"job": job(), "results": rows}, indent=1))
+        print(table(rows))
+        return 0
     if args.child:
         child(args.child[0], args.child[1], args.data, Path(args.child[2]))
         return 0
