@@ -90,20 +90,24 @@ def lora_model(path: str, num_labels: int) -> Any:
     return peft.get_peft_model(base, config)
 
 
-def numel(value: Any, depth: int = 0) -> int:
+def numel(value: Any, depth: int = 0, in_list: bool = False) -> int:
     """Numbers held in tensors (and index lists) inside a strategy's state."""
     import torch
 
     if isinstance(value, torch.Tensor):
         return value.numel()
-    if depth > 4:
+    if isinstance(value, torch.nn.Module):  # a teacher copy (Avalanche's LwF)
+        return sum(t.numel() for t in value.state_dict().values())
+    if isinstance(getattr(value, "data", None), torch.Tensor):  # Avalanche's ParamData
+        return value.data.numel()
+    if depth > 6:
         return 0
     if isinstance(value, dict):
-        return sum(numel(v, depth + 1) for v in value.values())
+        return sum(numel(v, depth + 1, in_list) for v in value.values())
     if isinstance(value, list | tuple):
-        return sum(numel(v, depth + 1) for v in value)
-    if isinstance(value, int | float) and depth > 1:
-        return 1
+        return sum(numel(v, depth + 1, True) for v in value)
+    if isinstance(value, int | float) and in_list:
+        return 1  # petl's buffers: (task, example) indices, keys, classes
     return 0
 
 
