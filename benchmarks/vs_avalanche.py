@@ -100,7 +100,7 @@ def numel(value: Any, depth: int = 0, in_list: bool = False) -> int:
         return sum(t.numel() for t in value.state_dict().values())
     if isinstance(getattr(value, "data", None), torch.Tensor):  # Avalanche's ParamData
         return value.data.numel()
-    if depth > 6:
+    if depth > 10:
         return 0
     if isinstance(value, dict):
         return sum(numel(v, depth + 1, in_list) for v in value.values())
