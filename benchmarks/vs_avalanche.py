@@ -20,7 +20,8 @@ The two differ in one deliberate way: Avalanche's usual class-incremental model 
 6-way classifier from the start; petl grows its heads (2 new outputs per task). Both
 predict over every output the model has.
 
-Run from the repository root:
+Run from the repository root (`--strategies` runs a subset; `--merge` combines the
+JSON files of subsets run side by side):
 
     python benchmarks/vs_avalanche.py --json benchmarks/results/vs_avalanche.json
 """
@@ -89,20 +90,24 @@ def lora_model(path: str, num_labels: int) -> Any:
     return peft.get_peft_model(base, config)
 
 
-def numel(value: Any, depth: int = 0) -> int:
+def numel(value: Any, depth: int = 0, in_list: bool = False) -> int:
     """Numbers held in tensors (and index lists) inside a strategy's state."""
     import torch
 
     if isinstance(value, torch.Tensor):
         return value.numel()
-    if depth > 4:
+    if isinstance(value, torch.nn.Module):  # a teacher copy (Avalanche's LwF)
+        return sum(t.numel() for t in value.state_dict().values())
+    if isinstance(getattr(value, "data", None), torch.Tensor):  # Avalanche's ParamData
+        return value.data.numel()
+    if depth > 10:
         return 0
     if isinstance(value, dict):
-        return sum(numel(v, depth + 1) for v in value.values())
+        return sum(numel(v, depth + 1, in_list) for v in value.values())
     if isinstance(value, list | tuple):
-        return sum(numel(v, depth + 1) for v in value)
-    if isinstance(value, int | float) and depth > 1:
-        return 1
+        return sum(numel(v, depth + 1, True) for v in value)
+    if isinstance(value, int | float) and in_list:
+        return 1  # petl's buffers: (task, example) indices, keys, classes
     return 0
 
 
@@ -316,7 +321,16 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/vs_avalanche.json"))
     parser.add_argument("--child", nargs=3, metavar=("LIBRARY", "STRATEGY", "OUT"))
+    parser.add_argument(
+        "--merge", nargs="+", type=Path, help="combine result files of partial runs into --json"
+    )
     args = parser.parse_args()
+    if args.merge:
+        merged = {k: v for f in args.merge for k, v in json.loads(f.read_text())["results"].items()}
+        rows = {k: merged[k] for k in STRATEGIES if k in merged}
+        args.json.write_text(json.dumps({"job": job(), "results": rows}, indent=1))
+        print(table(rows))
+        return 0
     if args.child:
         child(args.child[0], args.child[1], args.data, Path(args.child[2]))
         return 0

@@ -44,8 +44,9 @@ NOISY = {"lwf"}
 WEIGHT_ATOL = 1e-4  # float summation order differs between 1 and 2 processes
 # GEM's quadratic program turns the ~1e-7 summation differences of its memory gradients
 # into ~1e-6 differences of the projected step, which AdamW's normalisation then makes
-# ~3e-4 after 48 steps; the ranks still agree bit for bit.
-LOOSE = {"gem": 2e-3}
+# ~3e-4 after 48 steps; Cumulative trains 2-3x as many steps as the others, and its
+# differences grow to ~1e-4. The ranks still agree bit for bit.
+LOOSE = {"gem": 2e-3, "cumulative": 1e-3}
 TIMEOUT = 600
 
 
@@ -169,14 +170,14 @@ def test_two_processes_equal_one(runs, case):
         return
     # ... equal to the single-process weights up to float summation order
     assert _max_diff(ref, t0, "model.") < LOOSE.get(case, WEIGHT_ATOL)
-    if case in LOOSE:  # a prediction on a decision boundary may flip
-        np.testing.assert_allclose(info0["accuracy"], ref_info["accuracy"], atol=1 / 13)
-        return
-    np.testing.assert_allclose(info0["accuracy"], ref_info["accuracy"], atol=1e-9)
+    # with LOOSE, a prediction on a decision boundary may flip
+    atol = 1 / 13 if case in LOOSE else 1e-9
+    np.testing.assert_allclose(info0["accuracy"], ref_info["accuracy"], atol=atol)
     for t in range(len(ref_info["test_sizes"])):
         key = f"logits.{t}"
         assert t0[key].shape == ref[key].shape == (ref_info["test_sizes"][t], ref[key].shape[1])
-        torch.testing.assert_close(t0[key], ref[key], atol=1e-4, rtol=1e-3)  # same rows, same order
+        atol = 10 * LOOSE.get(case, 1e-5)
+        torch.testing.assert_close(t0[key], ref[key], atol=atol, rtol=1e-3)  # same rows, order
 
 
 def test_ewc_fisher_reduced_across_ranks(runs):
