@@ -28,6 +28,14 @@ def train_args(output_dir: str, cfg: petl.TrainConfig, **extra: Any) -> Any:
     """TrainingArguments with the hyperparameters of a petl TrainConfig."""
     from transformers import TrainingArguments
 
+    settings: dict[str, Any] = {
+        "report_to": [],
+        "save_strategy": "no",
+        "logging_steps": 1000,
+        "disable_tqdm": True,
+        "use_cpu": True,
+        **extra,
+    }
     return TrainingArguments(
         output_dir=output_dir,
         per_device_train_batch_size=cfg.batch_size // cfg.grad_accum,
@@ -40,12 +48,7 @@ def train_args(output_dir: str, cfg: petl.TrainConfig, **extra: Any) -> Any:
         lr_scheduler_type=cfg.scheduler,
         max_grad_norm=cfg.max_grad_norm,
         seed=cfg.seed,
-        report_to=[],
-        save_strategy="no",
-        logging_steps=1000,
-        disable_tqdm=True,
-        use_cpu=True,
-        **extra,
+        **settings,
     )
 
 
