@@ -29,7 +29,7 @@ def small_stream() -> petl.Stream:
 
 
 def test_unsupported_strategy_is_a_clear_error() -> None:
-    with pytest.raises(petl.ConfigError, match="task_adapters.*petl.Learner"):
+    with pytest.raises(petl.ConfigError, match=r"task_adapters.*petl\.Learner"):
         ContinualCallback(small_stream(), [petl.TaskAdapters()])
 
 
@@ -76,7 +76,9 @@ def test_strategy_terms_are_added_once_per_optimizer_step(
         total = trainer.compute_loss(model, batch, num_items_in_batch=num_items)
         scaled = num_items is not None and trainer.model_accepts_loss_kwargs
         expected_term = ewc.lam / 2 * penalty / (grad_accum if scaled else 1)
-        got = (total - type(trainer).compute_loss(trainer, model, batch, num_items_in_batch=num_items)).item()
+        got = (
+            total - type(trainer).compute_loss(trainer, model, batch, num_items_in_batch=num_items)
+        ).item()
         # float32 sums of a few thousand squared differences: relative 1e-4
         np.testing.assert_allclose(got, expected_term, rtol=1e-4)
     assert torch.isfinite(plain)

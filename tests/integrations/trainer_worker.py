@@ -49,9 +49,14 @@ def main() -> None:
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
         json.dump({"accuracy": results.accuracy.tolist(), "world": world}, f)
-    tensors = {f"param.{n}": p.detach() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    tensors = {
+        f"param.{n}": p.detach() for n, p in trainer.model.named_parameters() if p.requires_grad
+    }
     tensors.update({f"ewc.{k}": v for k, v in ewc.state_dict().items() if torch.is_tensor(v)})
-    save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(out, f"rank{rank}.safetensors"))
+    save_file(
+        {k: v.contiguous() for k, v in tensors.items()},
+        os.path.join(out, f"rank{rank}.safetensors"),
+    )
     if world > 1:
         trainer.accelerator.wait_for_everyone()
         torch.distributed.destroy_process_group()  # a group left alive can abort a rank at exit

@@ -252,7 +252,9 @@ class ContinualCallback(TrainerCallback):
         """The accuracy row after task t and the summary so far, through `trainer.log`."""
         names = self.stream.names
         logs: dict[str, float] = {"petl/task": float(t)}
-        logs.update({f"petl/accuracy/{n}": float(v) for n, v in zip(names, self.acc_rows[-1])})
+        logs.update(
+            {f"petl/accuracy/{n}": float(v) for n, v in zip(names, self.acc_rows[-1], strict=True)}
+        )
         k = len(self.acc_rows)
         square = np.array(self.acc_rows)[:, :k]  # tasks trained so far
         summary = metrics.summarize(square, np.array(self.initial[:k]))
@@ -330,7 +332,9 @@ class ContinualCallback(TrainerCallback):
         if done < 0 and mid is None:
             self.acc_rows, self.initial = [], self._evaluate_all()
             return 0, None
-        folder = os.path.join(mid, st.PETL) if mid else os.path.join(st.task_dir(root, done), st.DONE)
+        folder = (
+            os.path.join(mid, st.PETL) if mid else os.path.join(st.task_dir(root, done), st.DONE)
+        )
         parts = st.read(folder)
         assert parts is not None
         saved = parts["state"]
