@@ -66,22 +66,22 @@ def test_strategy_terms_are_added_once_per_optimizer_step(
     with torch.no_grad():  # move away from the anchors so the penalty is not ~0
         for p in params.values():
             p.add_(0.01)
-    penalty = float(ewc.penalty(params))
+    penalty = float(ewc.penalty(params).detach())
     assert penalty > 0
     batch = trainer.data_collator([cl.task_dataset(tok, 0)[i] for i in range(4)])
     model = trainer.model.train()
     trainer.current_gradient_accumulation_steps = grad_accum
-    plain = type(trainer).compute_loss(trainer, model, batch)  # the class's own, no terms
-    for num_items in (None, torch.tensor(8)):
-        total = trainer.compute_loss(model, batch, num_items_in_batch=num_items)
-        scaled = num_items is not None and trainer.model_accepts_loss_kwargs
-        expected_term = ewc.lam / 2 * penalty / (grad_accum if scaled else 1)
-        got = (
-            total - type(trainer).compute_loss(trainer, model, batch, num_items_in_batch=num_items)
-        ).item()
+    for scaled in (False, True):  # the Trainer's flag: loss already normalised over the GA window
+        trainer.loss_is_scaled_for_ga = scaled
+        total = trainer.compute_loss(model, batch)
+        plain = type(trainer).compute_loss(trainer, model, batch)  # the class's own: no terms
+        expected = ewc.lam / 2 * penalty / (grad_accum if scaled else 1)
         # float32 sums of a few thousand squared differences: relative 1e-4
-        np.testing.assert_allclose(got, expected_term, rtol=1e-4)
-    assert torch.isfinite(plain)
+        np.testing.assert_allclose((total - plain).item(), expected, rtol=1e-4)
+    model.eval()  # evaluation losses get no terms
+    assert torch.equal(
+        trainer.compute_loss(model, batch), type(trainer).compute_loss(trainer, model, batch)
+    )
 
 
 def test_matrix_and_summary_are_logged_and_returned(tok: Any, tmp_path: Any) -> None:
