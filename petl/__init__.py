@@ -41,6 +41,16 @@ from petl.training.learner import Learner
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    # Imported on first use: the Trainer bridge pulls in transformers' Trainer machinery.
+    if name == "ContinualCallback":
+        from petl.integrations.transformers import ContinualCallback
+
+        return ContinualCallback
+    raise AttributeError(f"module 'petl' has no attribute {name!r}")
+
+
 __all__ = [
     "EWC",
     "METHODS",
@@ -51,6 +61,7 @@ __all__ = [
     "BottleneckConfig",
     "CheckpointError",
     "ConfigError",
+    "ContinualCallback",
     "DataError",
     "Example",
     "IncompatibleModelError",
