@@ -87,3 +87,12 @@ def test_saving_adapters_of_both_kinds_is_refused(tmp_path: Any) -> None:
     with pytest.raises(ConfigError, match="both petl and peft adapters"):
         model.save_pretrained(str(tmp_path))
     assert not os.path.exists(tmp_path / WEIGHTS)
+
+
+def test_changed_weight_bytes_are_caught_by_the_saved_hash(saved: str) -> None:
+    path = os.path.join(saved, WEIGHTS)
+    with open(path, "r+b") as f:  # the last bytes: tensor data, the header stays valid
+        f.seek(-8, os.SEEK_END)
+        f.write(b"\x00\x00\xc0\x7f\x00\x00\xc0\x7f")  # two float32 NaNs
+    with pytest.raises(CheckpointError, match=r"sha256 differs from the one saved"):
+        petl.load(make_model("bert_seq"), saved)
