@@ -4,14 +4,7 @@ PEFT methods (`apply`, `load`, `summary`) and continual-learning strategies on o
 Accelerate training loop, with metrics of accuracy and forgetting over a task stream."""
 
 from petl.api import apply, load, save
-from petl.errors import (
-    CheckpointError,
-    ConfigError,
-    DataError,
-    IncompatibleModelError,
-    PetlError,
-    TrainingError,
-)
+from petl.errors import CheckpointError, ConfigError, DataError, IncompatibleModelError, PetlError
 from petl.methods import METHODS
 from petl.methods.bitfit import BitFitConfig
 from petl.methods.bottleneck import BottleneckConfig
@@ -61,7 +54,6 @@ __all__ = [
     "Task",
     "TaskAdapters",
     "TrainConfig",
-    "TrainingError",
     "apply",
     "load",
     "save",
