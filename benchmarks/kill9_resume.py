@@ -105,8 +105,8 @@ def child(checkpoint_dir: str, result: str, kill_at: int | None) -> None:
 
 
 # ---- parent: the kill points ----------------------------------------------------------------
-def run_child(checkpoint_dir: str, result: str, kill_at: int | None) -> int:
-    """Forks a process for one run; returns its exit status, -9 when SIGKILL ended it."""
+def start_child(checkpoint_dir: str, result: str, kill_at: int | None) -> int:
+    """Forks a process for one run; returns its pid."""
     pid = os.fork()
     if pid == 0:  # the child: nothing of the parent's state but the imports
         code = 1
@@ -117,8 +117,17 @@ def run_child(checkpoint_dir: str, result: str, kill_at: int | None) -> int:
             code = 0
         finally:
             os._exit(code)
-    _, status = os.waitpid(pid, 0)
+    return pid
+
+
+def exit_code(status: int) -> int:
+    """A wait status as an exit code; -9 when SIGKILL ended the process."""
     return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
+def run_child(checkpoint_dir: str, result: str, kill_at: int | None) -> int:
+    _, status = os.waitpid(start_child(checkpoint_dir, result, kill_at), 0)
+    return exit_code(status)
 
 
 def checkpoint_state(checkpoint_dir: str) -> str:
@@ -139,6 +148,7 @@ def main() -> int:
     parser.add_argument("--points", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=DEFAULT_OUT)
+    parser.add_argument("--jobs", type=int, default=1, help="kill points run at once")
     args = parser.parse_args()
     sys.path[:0] = [ROOT, os.path.join(ROOT, "tests", "cl")]
     import cl_data  # noqa: F401  (imported once, before the forks)
@@ -162,33 +172,46 @@ def main() -> int:
         n = reference["events"]
         edges = [1 + n * i // args.points for i in range(args.points + 1)]
         points = [rng.randrange(lo, max(hi, lo + 1)) for lo, hi in itertools.pairwise(edges)]
-        rows = []
-        for k, kill_at in enumerate(tqdm(points, desc="kill -9 points")):
+        rows: dict[int, dict[str, Any]] = {}
+        # Each point: a run killed at its event, then a fresh run resuming from its folder.
+        # Up to --jobs processes at once, forked from this (single-threaded) parent.
+        todo, running = list(enumerate(points)), dict[int, tuple[int, str]]()
+        bar = tqdm(total=len(points), desc="kill -9 points")
+        while todo or running:
+            while todo and len(running) < args.jobs:
+                k, kill_at = todo.pop(0)
+                folder, result = os.path.join(work, f"run{k}"), os.path.join(work, f"run{k}.json")
+                running[start_child(folder, result, kill_at)] = (k, "killed")
+            pid, status = os.wait()
+            k, stage = running.pop(pid)
             folder, result = os.path.join(work, f"run{k}"), os.path.join(work, f"run{k}.json")
-            code = run_child(folder, result, kill_at)
-            with open(result + ".event") as f:
-                killed = json.load(f)["what"]
-            found = checkpoint_state(folder)
-            resumed_code = run_child(folder, result, None)
+            if stage == "killed":
+                with open(result + ".event") as f:
+                    killed = json.load(f)["what"]
+                rows[k] = {
+                    "event": points[k],
+                    "killed_during": killed,
+                    "kill_returncode": exit_code(status),
+                    "resumed_from": checkpoint_state(folder),
+                }
+                running[start_child(folder, result, None)] = (k, "resumed")
+                continue
             with open(result) as f:
                 got = json.load(f)
-            rows.append(
-                {
-                    "event": kill_at,
-                    "killed_during": killed,
-                    "kill_returncode": code,
-                    "resumed_from": found,
-                    "resume_returncode": resumed_code,
-                    "same_matrix": got["accuracy"] == reference["accuracy"]
-                    and got["initial"] == reference["initial"],
-                    "same_weights": got["weights_sha256"] == reference["weights_sha256"],
-                }
+            rows[k].update(
+                resume_returncode=exit_code(status),
+                same_matrix=got["accuracy"] == reference["accuracy"]
+                and got["initial"] == reference["initial"],
+                same_weights=got["weights_sha256"] == reference["weights_sha256"],
             )
+            bar.update(1)
+        bar.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    ok = all(
+    ordered = [rows[k] for k in sorted(rows)]
+    ok = len(ordered) == args.points and all(
         r["same_matrix"] and r["same_weights"] and r["kill_returncode"] == -signal.SIGKILL
-        for r in rows
+        for r in ordered
     )
     report = {
         "command": "python " + " ".join([os.path.relpath(__file__, ROOT), *sys.argv[1:]]),
@@ -196,20 +219,20 @@ def main() -> int:
         "checkpoint_every=1",
         "events_in_run": reference["events"],
         "reference_accuracy": reference["accuracy"],
-        "points": rows,
+        "points": ordered,
         "all_equal": ok,
         "wall_time_s": round(time.perf_counter() - start, 1),
     }
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(report, f, indent=2)
-    for r in rows:
+    for r in ordered:
         print(
             f"event {r['event']:4d} killed during {r['killed_during']:38s} rc {r['kill_returncode']}"
             f" -> resumed from {r['resumed_from']:40s} same matrix {r['same_matrix']}, "
             f"same weights {r['same_weights']}"
         )
-    print(f"all {len(rows)} resumed runs equal to the uninterrupted run: {ok} ({args.out})")
+    print(f"all {len(ordered)} resumed runs equal to the uninterrupted run: {ok} ({args.out})")
     return 0 if ok else 1
 
 

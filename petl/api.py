@@ -10,11 +10,11 @@ from typing import Any
 from torch import nn
 
 from petl.errors import CheckpointError, ConfigError, IncompatibleModelError
-from petl.integrity import safetensors_problem
+from petl.integrity import safetensors_problem, sha256_file
 from petl.methods import METHODS, get_method, peft_methods
 from petl.methods.native import CONFIG_NAME, WEIGHTS_NAME, NativeConfig, PetlModel
 from petl.methods.present import refuse_adapted, refuse_mixed
-from petl.methods.signature import check_meta, save_meta
+from petl.methods.signature import META_NAME, check_meta, save_meta
 
 _TASK_SUFFIXES = {
     "ForSequenceClassification": "SEQ_CLS",
@@ -229,6 +229,15 @@ def _check_weights(directory: str) -> None:
             )
         )
     problem = safetensors_problem(path)
+    meta_path = os.path.join(directory, META_NAME)
+    if problem is None and os.path.exists(meta_path):
+        try:
+            with open(meta_path, encoding="utf-8") as f:
+                expected = json.load(f).get("weights_sha256")
+        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            expected = None  # an unreadable meta file is reported by check_meta
+        if expected is not None and sha256_file(path) != expected:
+            problem = f"its sha256 differs from the one saved in {META_NAME} (bytes changed)"
     if problem is not None:
         raise CheckpointError(f"The adapter weights {path} are damaged: {problem}. Re-save them.")
 

@@ -1,5 +1,6 @@
 """The signature of a base model (architecture and sizes), saved beside every adapter as
-petl_meta.json so that loading onto a different base model fails with a clear error."""
+petl_meta.json so that loading onto a different base model fails with a clear error, with
+the sha256 of the adapter's weights file so that changed bytes are caught before loading."""
 
 from __future__ import annotations
 
@@ -38,8 +39,14 @@ def save_meta(model: nn.Module, directory: str) -> None:
     """Writes petl_meta.json beside the adapter: the base model's signature."""
     get_base_model = getattr(model, "get_base_model", None)
     base = get_base_model() if callable(get_base_model) else model
+    meta: dict[str, Any] = {"base_model": model_signature(base)}
+    weights = os.path.join(directory, "adapter_model.safetensors")
+    if os.path.exists(weights):  # lets petl.load tell changed bytes from the saved ones
+        from petl.integrity import sha256_file
+
+        meta["weights_sha256"] = sha256_file(weights)
     with open(os.path.join(directory, META_NAME), "w") as f:
-        json.dump({"base_model": model_signature(base)}, f, indent=2)
+        json.dump(meta, f, indent=2)
 
 
 def check_meta(base_model: nn.Module, directory: str) -> None:
