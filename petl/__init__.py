@@ -11,12 +11,16 @@ from petl.methods.bottleneck import BottleneckConfig
 from petl.methods.native import PetlModel
 from petl.results import Results
 from petl.strategies import (
+    APER,
     EWC,
+    NCM,
     STRATEGIES,
+    FeCAM,
     Joint,
     LwF,
     Naive,
     OLoRA,
+    RanPAC,
     Replay,
     Strategy,
     TaskAdapters,
@@ -29,8 +33,10 @@ from petl.training.learner import Learner
 __version__ = "0.1.0"
 
 __all__ = [
+    "APER",
     "EWC",
     "METHODS",
+    "NCM",
     "STRATEGIES",
     "BitFitConfig",
     "BottleneckConfig",
@@ -38,6 +44,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "Example",
+    "FeCAM",
     "IncompatibleModelError",
     "Joint",
     "Learner",
@@ -46,6 +53,7 @@ __all__ = [
     "OLoRA",
     "PetlError",
     "PetlModel",
+    "RanPAC",
     "Replay",
     "Results",
     "Strategy",

@@ -9,6 +9,7 @@ from typing import Any
 from petl.errors import ConfigError, unknown_choice
 
 PRECISIONS = ("no", "bf16", "fp16")
+POOLINGS = ("auto", "head", "mean", "cls", "last")  # petl.features (kept import-light)
 # transformers schedulers that need nothing but warmup and total steps (reduce_lr_on_plateau
 # needs a metric per step, the *_min_lr ones extra arguments).
 SCHEDULERS = (
@@ -45,6 +46,9 @@ class TrainConfig:
         num_threads: torch CPU threads; None leaves torch's default.
         gradient_checkpointing: Trade compute for activation memory.
         progress: Show progress bars.
+        pooling: What sentence classifiers' heads see (petl.features): "auto" (a
+            sentence-transformers model's own pooling, else "head"), "head" (the model's
+            own classifier input, e.g. BERT's pooler), "mean", "cls" or "last".
     """
 
     epochs: int = 3
@@ -64,6 +68,7 @@ class TrainConfig:
     num_threads: int | None = None
     gradient_checkpointing: bool = False
     progress: bool = True
+    pooling: str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size", "grad_accum", "max_length"):
@@ -90,6 +95,8 @@ class TrainConfig:
                 raise ConfigError(
                     f"TrainConfig.{name} must be a positive integer or None, got {value!r}."
                 )
+        if self.pooling not in POOLINGS:
+            raise unknown_choice("pooling", self.pooling, POOLINGS)
         if self.mixed_precision not in PRECISIONS:
             raise ConfigError(
                 f"TrainConfig.mixed_precision must be one of {PRECISIONS}, got {self.mixed_precision!r}."
