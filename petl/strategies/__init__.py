@@ -12,7 +12,9 @@ from petl.strategies.ranpac import RanPAC
 from petl.strategies.replay import Replay
 from petl.strategies.task_adapters import TaskAdapters
 
-STRATEGIES: dict[str, type] = {cls.name: cls for cls in (Naive, EWC, Replay, LwF, TaskAdapters, OLoRA, Joint)}
+STRATEGIES: dict[str, type[Strategy]] = {
+    cls.name: cls for cls in (Naive, EWC, Replay, LwF, TaskAdapters, OLoRA, Joint)
+}
 STRATEGIES.update({cls.name: cls for cls in (NCM, FeCAM, RanPAC, APER)})  # statistic heads
 
 __all__ = [
