@@ -99,3 +99,6 @@ class APER(Strategy):
 
     def state_floats(self) -> int:
         return self._head.state_floats()
+
+    def head_passes(self) -> int:
+        return self._head.head_passes()

@@ -164,6 +164,10 @@ class StatisticHead(Strategy):
         if self._seen:
             self._solve()
 
+    def head_passes(self) -> int:
+        """Forward passes over a task's training rows per head update."""
+        return 2 if self._pretrained_too else 1
+
     def state_floats(self) -> int:
         """Size of the kept state, in floats (independent of the examples seen)."""
         return sum(v.numel() for v in self._stats.values())
