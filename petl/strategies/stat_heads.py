@@ -25,8 +25,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from petl.features import iter_features
+from petl.features import features_for, iter_features
 from petl.strategies.base import Strategy
+
+CHUNK = 1024  # rows whose adapted and pretrained features are held at once (APER)
 
 
 class StatisticHead(Strategy):
@@ -74,14 +76,24 @@ class StatisticHead(Strategy):
     # ---- features -------------------------------------------------------------------------
     def _feature_batches(self, learner: Any, rows: Any):
         """(normalised features, labels) batches: each part L2-normalised, then the whole."""
-        adapted = iter_features(learner, rows)
         if not self._pretrained_too:
-            for x, y in adapted:
+            for x, y in iter_features(learner, rows):
                 yield F.normalize(x.double(), dim=-1), y
             return
-        for (x, y), (x0, _) in zip(adapted, iter_features(learner, rows, True), strict=True):
-            both = torch.cat([F.normalize(x.double(), dim=-1), F.normalize(x0.double(), dim=-1)], 1)
-            yield F.normalize(both, dim=-1), y
+        # The two passes run one after the other, a chunk of rows at a time: Accelerate
+        # tracks one active data loader for gather_for_metrics, so they cannot interleave.
+        for start in range(0, len(rows), CHUNK):
+            chunk = rows[start : start + CHUNK]
+            pairs = list(iter_features(learner, chunk))
+            pretrained = features_for(learner, chunk, pretrained=True)
+            x = torch.cat(
+                [
+                    F.normalize(torch.cat([p for p, _ in pairs]).double(), dim=-1),
+                    F.normalize(pretrained.double(), dim=-1),
+                ],
+                1,
+            )
+            yield F.normalize(x, dim=-1), torch.cat([y for _, y in pairs])
 
     def _init(self, dim: int) -> None:
         """Allocates the zero statistics for `dim`-wide features (subclasses extend)."""

@@ -17,9 +17,9 @@ import torch
 from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cl_worker import make_model, make_stream, make_tokenizer  # noqa: E402
+from cl_worker import make_model, make_stream, make_tokenizer
 
-import petl  # noqa: E402
+import petl
 
 CASES = {
     "ncm": lambda: petl.NCM(),
