@@ -96,14 +96,14 @@ class ClassifierModel(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.heads = heads
+        self.pooling = "head"  # petl.features: what the heads see; the family may set it
 
     def features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        inputs = {
-            k: v
-            for k, v in batch.items()
-            if k in ("input_ids", "attention_mask", "token_type_ids", "pixel_values")
-        }
-        return self.backbone(**inputs).logits
+        """The feature vector the heads score: [B, H] (per token [B, L, H] for "head" on
+        token classifiers), pooled as `self.pooling` says (see petl.features)."""
+        from petl.features import backbone_features
+
+        return backbone_features(self.backbone, batch, self.pooling)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         # Kept for strategies that read other heads' outputs (LwF) without a second pass.

@@ -109,6 +109,8 @@ def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
         )
         row["cpu_time_s"], _ = _mean_std([r["info"].get("cpu_time_s") for r in results])
         row["peak_rss_mb"], _ = _mean_std([r["info"].get("peak_rss_mb") for r in results])
+        for key in ("optimizer_steps", "head_passes_per_task", "state_floats"):
+            row[key] = results[0]["info"].get(key)
         rows.append(row)
     return rows
 
@@ -144,6 +146,9 @@ def table_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
         "wall s",
         "cpu s",
         "peak MB",
+        "steps",
+        "head fwd",
+        "state",
     ]
     body = []
     for r in rows:
@@ -159,6 +164,9 @@ def table_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
                 _fmt(r["wall_time_s"], digits=0),
                 _fmt(r.get("cpu_time_s"), digits=0),
                 _fmt(r["peak_rss_mb"], digits=0),
+                _count(r.get("optimizer_steps")),
+                f"{r['head_passes_per_task']}/task" if r.get("head_passes_per_task") else "-",
+                _count(r.get("state_floats")),
             ]
         )
     return head, body
@@ -259,7 +267,9 @@ def markdown(report: dict[str, Any]) -> str:
         "it (plasticity); trainable: parameters the optimizer updates at the end; wall s: "
         "wall time of the cell; cpu s: CPU time of the cell's process (the steadier figure "
         "on a shared machine); peak MB: peak resident memory of the cell's process "
-        "(libraries included). "
+        "(libraries included); steps: optimizer steps of the whole run; head fwd: forward "
+        "passes over each task's training rows to update a statistic head (NCM, FeCAM, "
+        "RanPAC, APER); state: floats such a head keeps, whatever the number of examples. "
         "See docs/metrics.md.",
         "",
         _md_table(

@@ -231,6 +231,7 @@ def run_cell(
     if measured:
         results.info["peak_rss_mb"] = peak_rss_mb()
     results.info["peak_rss_scope"] = "cell" if measured else "process"
+    results.info.update(strategy_costs(learner))
     # CPU seconds of this process (all its threads) for the cell: on a machine shared with
     # other jobs this is the steadier cost figure; wall_time_s is what the user waited.
     results.info["cpu_time_s"] = time.process_time() - cpu_start
@@ -252,6 +253,18 @@ def run_cell(
     if not config.keep_checkpoints:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return record
+
+
+def strategy_costs(learner: Any) -> dict[str, Any]:
+    """Cost figures of statistic-head strategies (NCM, FeCAM, RanPAC, APER): forward passes
+    over each task's training rows for the head update, and the state they keep, in floats
+    (independent of the number of examples seen); plus the optimizer steps of the run."""
+    heads = [s for s in learner.strategies if hasattr(s, "state_floats")]
+    costs: dict[str, Any] = {"optimizer_steps": learner.global_step}
+    if heads:
+        costs["head_passes_per_task"] = sum(s.head_passes() for s in heads)
+        costs["state_floats"] = sum(s.state_floats() for s in heads)
+    return costs
 
 
 def _write_json(path: str, data: Any) -> None:

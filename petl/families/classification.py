@@ -55,7 +55,12 @@ class ClassificationFamily:
         return "accuracy"
 
     def build_model(self, learner: Any, backbone: nn.Module) -> nn.Module:
-        return build_head_model(learner, backbone)
+        from petl.features import resolve_pooling
+
+        pooling = resolve_pooling(learner.config.pooling, learner.source, backbone)
+        model = build_head_model(learner, backbone)
+        model.pooling = pooling
+        return model
 
     def encode(self, learner: Any, t: int, examples: Sequence[Any]) -> list[Encoded]:
         return encode_split(

@@ -18,6 +18,7 @@ NONFINITE = ("error", "skip")
 # learns at 1e-4. The lower value of each range is the default: safe on both benchmarks.
 PEFT_LR = 2e-3
 FULL_LR = 1e-4
+POOLINGS = ("auto", "head", "mean", "cls", "last")  # petl.features (kept import-light)
 # transformers schedulers that need nothing but warmup and total steps (reduce_lr_on_plateau
 # needs a metric per step, the *_min_lr ones extra arguments).
 SCHEDULERS = (
@@ -58,6 +59,9 @@ class TrainConfig:
         nonfinite: What a non-finite (NaN/inf) loss or gradient does: "error" stops the
             task with a TrainingError naming the step; "skip" drops that optimizer step
             (what mixed-precision users expect) and warns with the count at task end.
+        pooling: What sentence classifiers' heads see (petl.features): "auto" (a
+            sentence-transformers model's own pooling, else "head"), "head" (the model's
+            own classifier input, e.g. BERT's pooler), "mean", "cls" or "last".
     """
 
     epochs: int = 3
@@ -78,6 +82,7 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     progress: bool = True
     nonfinite: str = "error"
+    pooling: str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size", "grad_accum", "max_length"):
@@ -124,6 +129,8 @@ class TrainConfig:
                 raise ConfigError(
                     f"TrainConfig.{name} must be a positive integer or None, got {value!r}."
                 )
+        if self.pooling not in POOLINGS:
+            raise unknown_choice("pooling", self.pooling, POOLINGS)
         if self.mixed_precision not in PRECISIONS:
             raise ConfigError(
                 f"TrainConfig.mixed_precision must be one of {PRECISIONS}, got {self.mixed_precision!r}."

@@ -315,12 +315,21 @@ class Learner:
         for t in range(first, T):
             self.task_index = t
             self._activate_heads(t)
-            train_task(self, t, resume_task if resume_task and resume_task["task"] == t else None)
+            if self.trains(t):
+                train_task(
+                    self, t, resume_task if resume_task and resume_task["task"] == t else None
+                )
             self._call("after_task", t)
             self.acc_rows.append(self._evaluate_all())
             self._save_checkpoint(phase="task_done")
         self.accelerator.wait_for_everyone()
         return self.results()
+
+    def trains(self, t: int) -> bool:
+        """Whether task t is trained by gradient: not when a strategy declares
+        `gradient_tasks` (statistic heads: 0; APER: its adapt_tasks) and t is past it."""
+        limits = [getattr(s, "gradient_tasks", None) for s in self.strategies]
+        return all(n is None or t < n for n in limits)
 
     def _activate_heads(self, t: int) -> None:
         # A strategy declaring `freeze_old_heads` trains only task t's head block; declared,
