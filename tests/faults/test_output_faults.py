@@ -73,7 +73,9 @@ def test_own_folder_is_overwritten_only_after_data_and_model_check(
     ):
         assert main(["bench", path, "--overwrite", "--set", override]) == 2
         err = capsys.readouterr().err
-        assert "does not exist" in err or "is not a local folder" in err, err
+        assert any(m in err for m in ("does not exist", "not a local folder", "no such folder")), (
+            err
+        )
         assert snapshot(out) == before
     config = bench_config.load(path)
     runner.prepare(config, out, resume=False, overwrite=True)  # petl's own: replaced
