@@ -4,7 +4,14 @@ PEFT methods (`apply`, `load`, `summary`) and continual-learning strategies on o
 Accelerate training loop, with metrics of accuracy and forgetting over a task stream."""
 
 from petl.api import apply, load, save
-from petl.errors import CheckpointError, ConfigError, DataError, IncompatibleModelError, PetlError
+from petl.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    IncompatibleModelError,
+    PetlError,
+    TrainingError,
+)
 from petl.export import export
 from petl.methods import METHODS
 from petl.methods.bitfit import BitFitConfig
@@ -89,6 +96,7 @@ __all__ = [
     "Task",
     "TaskAdapters",
     "TrainConfig",
+    "TrainingError",
     "apply",
     "export",
     "load",
