@@ -30,7 +30,31 @@ METHOD_NAMES = (
     "prefix_tuning",
     "p_tuning",
 )
-STRATEGY_NAMES = ("naive", "ewc", "replay", "lwf", "olora", "task_adapters", "joint")
+STRATEGY_NAMES = (
+    "naive",
+    "ewc",
+    "replay",
+    "lwf",
+    "task_adapters",
+    "olora",
+    "joint",
+    "si",
+    "mas",
+    "agem",
+    "gem",
+    "der",
+    "er_ace",
+    "icarl",
+    "gdumb",
+    "cumulative",
+    "slca",
+    "mask_seen",
+    "wa",
+    "ncm",
+    "fecam",
+    "ranpac",
+    "aper",
+)
 MODEL_HELP = "'minilm' (default; offline package), 'smollm2', a local folder or a hub name"
 DOCS = "Docs: docs/index.md (quickstart), docs/troubleshooting.md; build with `mkdocs serve`."
 EPILOG = (

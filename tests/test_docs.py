@@ -58,7 +58,10 @@ def test_python_blocks_run(page: str, tmp_path) -> None:
     # names its line in the page.
     script = ["import torch", "torch.set_num_threads(1)"]
     for line, code in found:
-        script += [f"print('--- block at line {line}', flush=True)", code]
+        if code[:1] in (" ", "\t") and len(script) > 2:  # more methods of the class above
+            script[-1] += "\n" + code
+        else:
+            script += [f"print('--- block at line {line}', flush=True)", code]
     path = tmp_path / "page.py"
     path.write_text("\n".join(script))
     env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}

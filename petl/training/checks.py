@@ -7,12 +7,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from petl.errors import ConfigError, unknown_choice
+from petl.strategies.protocol import HOOKS
 from petl.training.config import TrainConfig
 
-# A strategy is any object with some of these hooks (petl.strategies.base) and a state for
-# checkpoints; anything else would be silently ignored by the loop.
-STRATEGY_HOOKS = ("setup", "before_task", "train_items", "loss", "after_step", "after_task")
+# A strategy is any object with at least one hook of the protocol (state_dict is optional);
+# anything else would be silently ignored by the loop.
 STATE_METHODS = ("state_dict", "load_state_dict")
+STRATEGY_HOOKS = tuple(h for h in HOOKS if h not in STATE_METHODS)
 
 
 def strategies(given: Any) -> list[Any]:
@@ -42,13 +43,11 @@ def strategies(given: Any) -> list[Any]:
                 f"strategies got the class {item.__name__}, not an instance: write "
                 f"{item.__name__}() (with its settings, e.g. petl.EWC(lam=100.0))."
             )
-        elif not any(callable(getattr(item, h, None)) for h in STRATEGY_HOOKS) or not all(
-            callable(getattr(item, m, None)) for m in STATE_METHODS
-        ):
+        elif not any(callable(getattr(item, h, None)) for h in STRATEGY_HOOKS):
             raise ConfigError(
                 f"strategies got {item!r} ({type(item).__name__}), which is not a strategy: a "
-                f"strategy has hooks ({', '.join(STRATEGY_HOOKS)}) and state_dict/"
-                f"load_state_dict. Use one of {', '.join(sorted(STRATEGIES))} "
+                f"strategy has some of the hooks {', '.join(STRATEGY_HOOKS)} (and optionally "
+                f"state_dict/load_state_dict). Use one of {', '.join(sorted(STRATEGIES))} "
                 "(e.g. petl.EWC()) or subclass petl.Strategy."
             )
         out.append(item)

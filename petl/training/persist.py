@@ -208,7 +208,12 @@ def save(learner: Any, directory: str) -> None:
         "method": learner.method,
         "method_options": learner.method_options,
         "strategies": strategies,
-        "train_config": learner.config.to_dict(),
+        # "auto" pooling was resolved from the original model folder, which a reload does
+        # not see: save what the heads were trained on.
+        "train_config": {
+            **learner.config.to_dict(),
+            **({"pooling": learner.model.pooling} if hasattr(learner.model, "pooling") else {}),
+        },
         "task_index": learner.task_index,
         "active_heads": heads.active if heads is not None else None,
     }

@@ -209,8 +209,9 @@ def test_checkpoints_written_once_by_main_process(runs):
     (info0, _), (info1, _) = ranks
     assert info0["checkpoint_writes"] and info1["checkpoint_writes"] == []
     assert info0["checkpoint_writes"].count("task_done") == 2  # tasks 1 and 2 ran here
-    for name in ("ck_a", "ck_b"):  # the atomic swap leaves exactly one live checkpoint
-        assert sorted(os.listdir(runs / "ck" / name)) == ["checkpoint"]
+    for name in ("ck_a", "ck_b"):  # the atomic swap leaves the live checkpoint and the
+        # previous good one (kept until the next is verified), no temporary folders
+        assert sorted(os.listdir(runs / "ck" / name)) == ["checkpoint", "checkpoint.old"]
 
 
 @pytest.mark.parametrize(

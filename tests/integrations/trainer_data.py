@@ -42,7 +42,7 @@ def train_args(output_dir: str, cfg: petl.TrainConfig, **extra: Any) -> Any:
         gradient_accumulation_steps=cfg.grad_accum,
         per_device_eval_batch_size=cfg.eval_batch_size,
         num_train_epochs=cfg.epochs,
-        learning_rate=cfg.lr,
+        learning_rate=cfg.for_method("lora").lr,  # None resolves to the method default
         weight_decay=cfg.weight_decay,
         warmup_steps=cfg.warmup_ratio,
         lr_scheduler_type=cfg.scheduler,
