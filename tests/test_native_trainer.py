@@ -49,7 +49,7 @@ def test_native_methods_train_under_transformers_trainer(method: str, tmp_path) 
     )
     result = Trainer(model=model, args=args, train_dataset=Rows(data)).train()
     assert result.global_step == 2 and torch.isfinite(torch.tensor(result.training_loss))
-    changed = [
+    changed = [  # did a parameter move at all: exact comparison is the question
         n for n, p in model.named_parameters() if p.requires_grad and not torch.equal(p, before[n])
     ]
     assert any(method in n for n in changed)  # the method's own weights were trained

@@ -42,6 +42,7 @@ def test_mask_seen_beats_naive_and_leaves_old_rows_untouched(tok: Any) -> None:
     # update is exactly 0 (bit-identity is the property here)
     for t in range(1, len(GROUPS)):
         for k in range(t):
+            # old rows get exactly zero gradient: not one bit may move
             assert torch.equal(snaps._after[t][k], snaps._after[t - 1][k]), (t, k)
 
 

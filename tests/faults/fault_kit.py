@@ -90,7 +90,7 @@ def assert_same(got: tuple[Any, Any], want: tuple[Any, Any]) -> None:
     assert res.accuracy.tolist() == ref.accuracy.tolist()
     assert res.initial.tolist() == ref.initial.tolist()
     assert w.keys() == ref_w.keys()
-    for name in w:
+    for name in w:  # resumed == uninterrupted: same computations, same shapes, same bits
         assert torch.equal(w[name], ref_w[name]), name
 
 

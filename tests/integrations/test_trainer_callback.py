@@ -78,7 +78,7 @@ def test_strategy_terms_are_added_once_per_optimizer_step(
         expected = ewc.lam / 2 * penalty / (grad_accum if scaled else 1)
         # float32 sums of a few thousand squared differences: relative 1e-4
         np.testing.assert_allclose((total - plain).item(), expected, rtol=1e-4)
-    model.eval()  # evaluation losses get no terms
+    model.eval()  # evaluation losses get no terms: the very same computation, so exact
     assert torch.equal(
         trainer.compute_loss(model, batch), type(trainer).compute_loss(trainer, model, batch)
     )

@@ -70,6 +70,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path: Any, where: st
     np.testing.assert_array_equal(resumed.accuracy, full.accuracy)
     np.testing.assert_array_equal(resumed.initial, full.initial)
     assert strategies[1].buffer == full_strategies[1].buffer
+    # resumed == uninterrupted: the same computations on the same shapes, bit for bit
     for key, value in full_strategies[0].state_dict().items():
         got = strategies[0].state_dict()[key]
         assert torch.equal(got, value) if isinstance(value, torch.Tensor) else got == value, key
