@@ -33,6 +33,16 @@ def seed_for(nodeid: str) -> int:
     return (zlib.crc32(nodeid.encode()) + int(os.environ.get("PETL_TEST_SEED", "0"))) % 2**32
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _seed_module(request: pytest.FixtureRequest) -> None:
+    # Module-scoped fixtures (a trained stream shared by several tests) are built before the
+    # per-test seed below: seed them from the module, not from whatever test ran before.
+    seed = seed_for(request.node.nodeid)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
 @pytest.fixture(autouse=True)
 def _seed_everything(request: pytest.FixtureRequest) -> None:
     seed = seed_for(request.node.nodeid)
