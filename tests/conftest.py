@@ -33,11 +33,17 @@ def seed_for(nodeid: str) -> int:
     return (zlib.crc32(nodeid.encode()) + int(os.environ.get("PETL_TEST_SEED", "0"))) % 2**32
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _seed_module(request: pytest.FixtureRequest) -> None:
-    # Module-scoped fixtures (a trained stream shared by several tests) are built before the
-    # per-test seed below: seed them from the module, not from whatever test ran before.
-    seed = seed_for(request.node.nodeid)
+@pytest.hookimpl(tryfirst=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef, request: pytest.FixtureRequest) -> None:
+    # Module- and session-scoped fixtures (a trained stream shared by several tests) are built
+    # lazily, by whichever of their tests runs first in the shuffled order, and before that
+    # test's own seed below: seed each from its own name and scope, not from the RNG state the
+    # previous test left behind.
+    if fixturedef.scope != "function":
+        _seed(seed_for(f"{request.node.nodeid}::{fixturedef.argname}"))
+
+
+def _seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -45,10 +51,7 @@ def _seed_module(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture(autouse=True)
 def _seed_everything(request: pytest.FixtureRequest) -> None:
-    seed = seed_for(request.node.nodeid)
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+    _seed(seed_for(request.node.nodeid))
 
 
 @pytest.fixture(scope="session")

@@ -48,6 +48,7 @@ def test_skip_markers_are_few_and_give_a_reason() -> None:
     assert total > 0 and skipped <= total // 2, (skipped, total)
 
 
+@pytest.mark.slow  # every page in a fresh interpreter; some train MiniLM
 @pytest.mark.parametrize("page", pages(), ids=lambda p: os.path.relpath(p, ROOT))
 def test_python_blocks_run(page: str, tmp_path) -> None:
     with open(page) as f:

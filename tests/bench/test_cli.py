@@ -45,6 +45,7 @@ def test_dry_run_lists_cells(write_config, capsys):
     assert "4 cells" in out and "lora-replay-seed1" in out
 
 
+@pytest.mark.slow  # a whole bench, twice
 def test_bench_resume_and_report(write_config, tmp_path, capsys, monkeypatch):
     path = write_config()
     out = tmp_path / "out"

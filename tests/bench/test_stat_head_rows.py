@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from petl.cli import main
 
 RUNS = """
@@ -28,6 +30,7 @@ strategies = [{ name = "aper", head = "ncm" }]
 """
 
 
+@pytest.mark.slow  # a whole bench
 def test_statistic_head_rows_report_their_costs(write_config, tmp_path, capsys):
     path = write_config(runs=RUNS)
     assert main(["bench", path, "--no-progress"]) == 0

@@ -18,6 +18,8 @@ from test_forgetting import forgetting, report
 
 import petl
 
+pytestmark = pytest.mark.slow  # trains eleven strategies on two constructed streams (~1 min)
+
 
 @pytest.fixture(scope="module")
 def task_il(tok: Any) -> dict[str, tuple[float, Any]]:

@@ -27,6 +27,8 @@ from cl_data import interference_records, make_bert, split_records
 
 import petl
 
+pytestmark = pytest.mark.slow  # trains every strategy on two constructed streams (~1 min)
+
 MODEL_SEED = 0
 
 

@@ -115,6 +115,7 @@ def checkpoint_files(root: str) -> list[str]:
     )
 
 
+@pytest.mark.slow  # three runs per strategy
 @pytest.mark.parametrize("kind", list(STRATEGIES))
 def test_resume_mid_second_task_equals_uninterrupted(tok: Any, tmp_path: Any, kind: str) -> None:
     ckpt = str(tmp_path / "run")
@@ -126,6 +127,7 @@ def test_resume_mid_second_task_equals_uninterrupted(tok: Any, tmp_path: Any, ki
     assert files and all(f.endswith((".safetensors", ".json")) for f in files), files
 
 
+@pytest.mark.slow  # three runs
 def test_resume_mid_first_task_and_between_tasks(tok: Any, tmp_path: Any) -> None:
     want = reference(tok, "ewc+replay")
     got = killed_then_resumed(
@@ -136,6 +138,7 @@ def test_resume_mid_first_task_and_between_tasks(tok: Any, tmp_path: Any) -> Non
     assert_same(got, want)
 
 
+@pytest.mark.slow  # two runs
 def test_resume_after_the_end_returns_the_same_results(tok: Any, tmp_path: Any) -> None:
     ckpt = str(tmp_path / "run")
     first = learner(tok, "ewc+replay", Kill()).fit(stream(), checkpoint_dir=ckpt)

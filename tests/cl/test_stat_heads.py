@@ -84,6 +84,7 @@ def final_accuracy(res: petl.Results) -> float:
     return float(res.accuracy[-1].mean())
 
 
+@pytest.mark.slow  # trains Naive and each head
 @pytest.mark.parametrize("kind", [*HEADS, "aper"])
 def test_each_strategy_beats_naive_class_incremental(tok: Any, kind: str) -> None:
     naive = final_accuracy(learner(tok, [petl.Naive()]).fit(stream()))

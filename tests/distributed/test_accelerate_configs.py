@@ -103,6 +103,7 @@ def test_deepspeed_plugin_from_launch_environment(name, stage):
     assert zero["stage3_gather_16bit_weights_on_model_save"] is (stage == 3)
 
 
+@pytest.mark.slow  # two processes
 @pytest.mark.distributed
 def test_ddp_cpu_config_launches_two_processes(tmp_path):
     """`accelerate launch --config_file configs/accelerate/ddp_cpu.yaml` really starts two

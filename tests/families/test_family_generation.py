@@ -208,6 +208,7 @@ def _learner(
 
 
 # The tiny GPT-2 learns the mood task more slowly than the tiny Llama: more epochs.
+@pytest.mark.slow  # trains to a target
 @pytest.mark.parametrize(
     ("kind", "decoding", "epochs", "lr"),
     [("llama", "greedy", 8, 3e-3), ("gpt2", "labels", 30, 1e-2)],
@@ -234,6 +235,7 @@ def test_family_must_match_the_stream() -> None:
         learner.fit(gen_stream(n_train=4, n_test=2))
 
 
+@pytest.mark.slow  # three runs
 def test_generative_run_resumes_to_the_same_matrix(tmp_path) -> None:
     from petl.strategies.base import Strategy
 

@@ -98,6 +98,7 @@ def test_consistent_checkpoint_missing_weights_is_refused(tok: Any, tmp_path: An
         resume(tok, folder)
 
 
+@pytest.mark.slow  # two runs each
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_killed_at_a_random_step_resumes_to_the_same_result(
     tok: Any, tmp_path: Any, seed: int
@@ -108,6 +109,7 @@ def test_killed_at_a_random_step_resumes_to_the_same_result(
     assert_same(resume(tok, folder), reference(tok))
 
 
+@pytest.mark.slow  # two runs each
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_killed_inside_a_checkpoint_write_resumes_to_the_same_result(
     tok: Any, tmp_path: Any, seed: int, monkeypatch: pytest.MonkeyPatch
