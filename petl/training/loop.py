@@ -129,10 +129,10 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
         loop["items"] = [tuple(x) for x in loop["items"]]
         learner.items = loop["items"]
     rows = learner.item_rows(loop["items"])
-    params = [p for p in learner.model.parameters() if p.requires_grad]
     lr = cfg.for_method(learner.method).lr or 0.0
     groups = param_groups(learner, lr)  # per-group lr scales that strategies declare
     optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=cfg.weight_decay)
+    del groups  # FSDP replaces the weights: no reference may keep the full ones
     micro_per_epoch = math.ceil(len(rows) / cfg.batch_size)
     steps = math.ceil(micro_per_epoch / cfg.grad_accum) * cfg.epochs
     scheduler = get_scheduler(
@@ -142,7 +142,7 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
         num_training_steps=steps,
     )
     model, optimizer = prepare(learner, optimizer)
-    params = [p for p in learner.model.parameters() if p.requires_grad]  # FSDP swaps them
+    params = [p for p in learner.model.parameters() if p.requires_grad]  # after FSDP swaps them
     learner._prepared_model = model
     best_state = None
     if resume is not None:

@@ -254,6 +254,7 @@ def run(
         "checkpoint_writes": writes,
         "killed": killed,
         "held_fraction": held,
+        "mixed_precision": str(acc.mixed_precision),
     }
     if results is not None:
         info["accuracy"] = results.accuracy.tolist()

@@ -18,13 +18,15 @@ Checked here:
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
-from test_two_processes import WORKER, _env, _load, _max_diff, _run, accelerate_launch
+from test_two_processes import WORKER, _env, _free_port, _load, _max_diff, _run, accelerate_launch
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]  # about 5 min: 5 launches
 
+FSDP_YAML = Path(__file__).resolve().parents[2] / "configs" / "accelerate" / "fsdp.yaml"
 CASES = ["naive", "full", "class", "ewc_full", "task", "adapters", "lwf", "olora"]
 WEIGHT_ATOL = 1e-4  # float summation order differs between 1 and 2 processes
 ACC_ATOL = 0.01  # below one test example in 13: the matrices must be equal
@@ -113,3 +115,30 @@ def test_fsdp_kill_and_resume(runs):
         for info, tensors in _load(runs / folder):
             np.testing.assert_allclose(info["accuracy"], ref_info["accuracy"], atol=ACC_ATOL)
             assert _max_diff(ref, tensors, "model.") < WEIGHT_ATOL
+
+
+def test_fsdp_yaml_runs_as_shipped_on_cpu(tmp_path):
+    """configs/accelerate/fsdp.yaml as shipped (bf16 from the file) on 2 CPU processes:
+    accelerate ignores its FSDP plugin on CPUs, petl's sharding turns on by itself."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(FSDP_YAML),
+        "--main_process_port",
+        str(_free_port()),
+        WORKER,
+        "naive",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path),
+    ]
+    _run(cmd, _env(cpu_flag=True))
+    (info0, t0), (info1, t1) = _load(tmp_path / "naive")
+    for info in (info0, info1):
+        assert info["num_processes"] == 2 and info["mixed_precision"] == "bf16"
+        assert info["held_fraction"] and all(0.4 < f < 0.8 for f in info["held_fraction"])
+        assert info["prediction_counts"] == info["test_sizes"]
+    assert _max_diff(t0, t1, "model.") == 0.0
