@@ -14,6 +14,15 @@ process (time.process_time; on a loaded machine wall time grows, CPU time much l
 The 1-minute load average before and after each setting is recorded: other programs on
 the machine slow every setting, unevenly.
 
+FSDP rows: a setting written `2x1fsdp` runs the same 2 processes with
+`TrainConfig(sharding="fsdp")` (petl's FSDP2 wrapping: parameters, gradients and AdamW
+state sharded). With `--method full` (full fine-tuning, every weight trains) the memory
+that sharding saves is visible: every row also reports each process's peak RSS
+(ru_maxrss) and its RSS when the task starts (model loaded, before training), e.g.
+    python benchmarks/distributed_throughput.py --method full --settings 2x1,2x1fsdp
+
+GPU configs (`--gpu`): the shipped accelerate configs on GPUs, see gpu_configs.py.
+
 GPU mode (`--mode gpu`, needs CUDA) trains the same task single-process with LoRA and with
 full fine-tuning (bf16 autocast by default) and reports tokens/s and the peak GPU memory
 of the training steps (torch.cuda.max_memory_allocated after reset_peak_memory_stats at
@@ -22,6 +31,7 @@ the start of the task).
 Run from the repository root:
     python benchmarks/distributed_throughput.py --json benchmarks/results/distributed_throughput.json
     python benchmarks/distributed_throughput.py --mode gpu --batch 32 --length 128
+    python benchmarks/distributed_throughput.py --gpu --method full --json gpu.json
 """
 
 from __future__ import annotations
@@ -39,6 +49,10 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from dist_settings import parse_setting, peak_rss_mb, rss_mb
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "accelerate"
 
 
 def model_path(name: str) -> str:
@@ -87,6 +101,7 @@ class StepClock:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         self.wall, self.cpu = [time.perf_counter()], [time.process_time()]
+        self.rss_start_mb = rss_mb()
 
     def after_step(self, learner: Any) -> None:
         import torch
@@ -129,6 +144,10 @@ def worker(args: argparse.Namespace) -> None:
         num_threads=args.threads,
         progress=False,
         mixed_precision=args.precision,
+        sharding=args.sharding,
+        # full fine-tuning under DDP: MiniLM's own (mean) pooling leaves BERT's pooler
+        # without gradient, which DDP refuses; the pooler output keeps every weight used
+        pooling="head" if method is None else "auto",
     )
     learner = petl.Learner(
         model,
@@ -156,6 +175,9 @@ def worker(args: argparse.Namespace) -> None:
         "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20
         if torch.cuda.is_available()
         else None,
+        "peak_rss_mb": peak_rss_mb(),
+        "rss_task_start_mb": clock.rss_start_mb,
+        "sharding": args.sharding,
     }
     learner.close()
     Path(args.out, f"rank{acc.process_index}.json").write_text(json.dumps(out))
@@ -185,12 +207,23 @@ def summarize(ranks: list[dict[str, Any]], warmup: int) -> dict[str, Any]:
         "median_step_wall_s": statistics.median(wall),
         "median_step_cpu_s_per_process": [statistics.median(c) for c in cpu],
         "peak_gpu_mb": main["peak_gpu_mb"],
+        "sharding": main.get("sharding", "none"),
+        "peak_rss_mb_per_process": [r.get("peak_rss_mb") for r in ranks],
+        "rss_task_start_mb_per_process": [r.get("rss_task_start_mb") for r in ranks],
     }
 
 
 def run_setting(
-    args: argparse.Namespace, processes: int, threads: int, method: str, precision: str
+    args: argparse.Namespace,
+    processes: int,
+    threads: int,
+    method: str,
+    precision: str,
+    sharding: str = "none",
+    launch: list[str] | None = None,
 ) -> dict[str, Any]:
+    """One setting in fresh processes; `launch`: the launcher command (default: python,
+    or `accelerate launch --multi_gpu` on CPUs)."""
     with tempfile.TemporaryDirectory() as out:
         worker_args = [
             "--worker",
@@ -212,12 +245,16 @@ def run_setting(
             str(threads),
             "--precision",
             precision,
+            "--sharding",
+            sharding,
         ]
         env = {k: v for k, v in os.environ.items() if k != "WORLD_SIZE"}
         env.update(
             OMP_NUM_THREADS=str(threads), TOKENIZERS_PARALLELISM="false", PYTHONWARNINGS="ignore"
         )
-        if processes == 1:
+        if launch is not None:
+            cmd = [*launch, __file__, *worker_args]
+        elif processes == 1:
             cmd = [sys.executable, __file__, *worker_args]
         else:
             env["ACCELERATE_USE_CPU"] = "true"
@@ -255,17 +292,32 @@ def run_setting(
 def table(results: list[dict[str, Any]]) -> str:
     lines = [
         "| setting | method | examples/s | tokens/s | step wall s (median) | "
-        "step CPU s per process | peak GPU MB | load avg before/after |",
-        "|---|---|---|---|---|---|---|---|",
+        "step CPU s per process | peak RSS MB per process (task start) | peak GPU MB | "
+        "load avg before/after |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        setting = f"{r['processes']} proc x {r['threads_per_process']} thr ({r['device']}, {r['mixed_precision']})"
+        shard = ", FSDP" if r.get("sharding") == "fsdp" else ""
+        setting = (
+            r.get("label")
+            or f"{r['processes']} proc x {r['threads_per_process']} thr{shard} "
+            f"({r['device']}, {r['mixed_precision']})"
+        )
+        rss = ", ".join(
+            f"{p:.0f} ({s:.0f})"
+            for p, s in zip(
+                r.get("peak_rss_mb_per_process") or [],
+                r.get("rss_task_start_mb_per_process") or [],
+                strict=False,
+            )
+        )
         cpu = ", ".join(f"{c:.2f}" for c in r["median_step_cpu_s_per_process"])
         peak = f"{r['peak_gpu_mb']:.0f}" if r["peak_gpu_mb"] else "-"
         load = "/".join(f"{x:.1f}" for x in r["load_avg_1min"])
         lines.append(
             f"| {setting} | {r['method']} | {r['examples_per_s']:.2f} | "
-            f"{r['tokens_per_s']:.0f} | {r['median_step_wall_s']:.2f} | {cpu} | {peak} | {load} |"
+            f"{r['tokens_per_s']:.0f} | {r['median_step_wall_s']:.2f} | {cpu} | {rss} | {peak} | "
+            f"{load} |"
         )
     return "\n".join(lines)
 
@@ -286,21 +338,33 @@ def main() -> None:
         help="CPU mode: processes x threads per process, comma-separated",
     )
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument(
+        "--method", default="lora", choices=("lora", "full"), help="CPU and --gpu modes"
+    )
+    parser.add_argument(
+        "--gpu", action="store_true", help="run the shipped accelerate configs on the GPUs"
+    )
+    parser.add_argument("--configs", default=str(CONFIGS), help="--gpu: the config folder")
     # worker-only options
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
-    parser.add_argument("--method", default="lora", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="no", help=argparse.SUPPRESS)
+    parser.add_argument("--sharding", default="none", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker(args)
 
-    results = []
-    if args.mode == "cpu":
+    results, skipped = [], []
+    if args.gpu:
+        from gpu_configs import run_gpu_configs
+
+        for r in run_gpu_configs(args, run_setting):
+            (skipped if "skipped" in r else results).append(r)
+    elif args.mode == "cpu":
         for setting in args.settings.split(","):
-            processes, threads = (int(x) for x in setting.split("x"))
-            results.append(run_setting(args, processes, threads, "lora", "no"))
+            processes, threads, sharding = parse_setting(setting)
+            results.append(run_setting(args, processes, threads, args.method, "no", sharding))
             print(table(results[-1:]).splitlines()[-1], flush=True)
     else:
         import torch
@@ -318,6 +382,7 @@ def main() -> None:
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
             "model": args.model,
             "results": results,
+            "not_run": skipped,
         }
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(info, indent=2) + "\n")

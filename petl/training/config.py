@@ -18,6 +18,7 @@ NONFINITE = ("error", "skip")
 # learns at 1e-4. The lower value of each range is the default: safe on both benchmarks.
 PEFT_LR = 2e-3
 FULL_LR = 1e-4
+SHARDINGS = ("none", "fsdp")  # petl.training.sharding.MODES (kept import-light)
 POOLINGS = ("auto", "head", "mean", "cls", "last")  # petl.features (kept import-light)
 # transformers schedulers that need nothing but warmup and total steps (reduce_lr_on_plateau
 # needs a metric per step, the *_min_lr ones extra arguments).
@@ -62,6 +63,10 @@ class TrainConfig:
         pooling: What sentence classifiers' heads see (petl.features): "auto" (a
             sentence-transformers model's own pooling, else "head"), "head" (the model's
             own classifier input, e.g. BERT's pooler), "mean", "cls" or "last".
+        sharding: "none" (DDP: every process holds the whole model) or "fsdp" (FSDP2:
+            parameters, gradients and optimizer state sharded across the processes while a
+            task trains; petl.training.sharding, docs/distributed.md). No effect with one
+            process; `accelerate launch` with an FSDP config turns it on too.
     """
 
     epochs: int = 3
@@ -83,6 +88,7 @@ class TrainConfig:
     progress: bool = True
     nonfinite: str = "error"
     pooling: str = "auto"
+    sharding: str = "none"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size", "grad_accum", "max_length"):
@@ -131,6 +137,8 @@ class TrainConfig:
                 )
         if self.pooling not in POOLINGS:
             raise unknown_choice("pooling", self.pooling, POOLINGS)
+        if self.sharding not in SHARDINGS:
+            raise unknown_choice("sharding", self.sharding, SHARDINGS)
         if self.mixed_precision not in PRECISIONS:
             raise ConfigError(
                 f"TrainConfig.mixed_precision must be one of {PRECISIONS}, got {self.mixed_precision!r}."

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from petl.errors import TrainingError
+from petl.training.sharding import all_finite, local_grad
 
 if TYPE_CHECKING:
     from petl.training.learner import Learner
@@ -37,8 +38,9 @@ def step_is_finite(
     if learner.accelerator.num_processes == 1 and not math.isfinite(float(loss.detach())):
         what = f"loss is {float(loss.detach())}"
     elif getattr(learner.accelerator, "scaler", None) is None:
-        grads = [p.grad.detach().float().norm() for p in params if p.grad is not None]
-        if grads and not bool(torch.isfinite(torch.stack(grads)).all()):
+        grads = [local_grad(p.grad).detach().float().norm() for p in params if p.grad is not None]
+        finite = not grads or bool(torch.isfinite(torch.stack(grads)).all())
+        if not all_finite(learner, finite):  # FSDP: each process checks its shards
             what = "a gradient is not finite"
     if what is None:
         return True

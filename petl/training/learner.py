@@ -260,7 +260,7 @@ class Learner:
         cfg = {
             k: v
             for k, v in self.config.to_dict().items()
-            if k not in ("progress", "checkpoint_every", "num_threads")
+            if k not in ("progress", "checkpoint_every", "num_threads", "sharding")
         }
         base = self.model.backbone
         base_cfg: dict[str, Any] = getattr(getattr(base, "config", None), "to_dict", lambda: {})()
@@ -531,12 +531,12 @@ def _check_processes(acc: Any, cfg: TrainConfig) -> None:
             "TrainConfig.batch_size is the global batch, split across processes."
         )
     kind = str(getattr(acc, "distributed_type", ""))
-    if "FSDP" in kind or "DEEPSPEED" in kind:
+    if "DEEPSPEED" in kind:  # FSDP: petl shards itself (petl.training.sharding)
         import warnings
 
         warnings.warn(
-            f"petl's loop was validated under DDP (replicated parameters); under {kind} "
-            "parameters or optimizer state are sharded, which EWC, OLoRA, TaskAdapters and "
+            f"petl's loop was validated under DDP and FSDP; under {kind} parameters or "
+            "optimizer state are partitioned by DeepSpeed, which EWC, OLoRA, TaskAdapters and "
             "petl's checkpoints do not handle yet. See docs/distributed.md.",
             stacklevel=3,
         )

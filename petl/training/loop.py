@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from petl.progress import disabled as progress_disabled
 from petl.training import checkpoint as ckpt
-from petl.training import guard
+from petl.training import guard, sharding
 from petl.training.data import make_loader
 from petl.training.param_groups import param_groups
 
@@ -92,6 +92,8 @@ def prepare(learner: Learner, optimizer: torch.optim.Optimizer) -> tuple[Any, An
     when the accelerator has no DDP settings of its own."""
     acc = learner.accelerator
     acc.free_memory()
+    if sharding.enabled(learner):  # petl's own FSDP2 wrapping (petl.training.sharding)
+        return sharding.prepare(learner, optimizer)
     heads = getattr(learner.model, "heads", None)  # causal LMs have none
     route = heads is not None and heads.mode == "route"
     if route and acc.num_processes > 1 and getattr(acc, "ddp_handler", "unset") is None:
@@ -127,10 +129,10 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
         loop["items"] = [tuple(x) for x in loop["items"]]
         learner.items = loop["items"]
     rows = learner.item_rows(loop["items"])
-    params = [p for p in learner.model.parameters() if p.requires_grad]
     lr = cfg.for_method(learner.method).lr or 0.0
     groups = param_groups(learner, lr)  # per-group lr scales that strategies declare
     optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=cfg.weight_decay)
+    del groups  # FSDP replaces the weights: no reference may keep the full ones
     micro_per_epoch = math.ceil(len(rows) / cfg.batch_size)
     steps = math.ceil(micro_per_epoch / cfg.grad_accum) * cfg.epochs
     scheduler = get_scheduler(
@@ -140,11 +142,12 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
         num_training_steps=steps,
     )
     model, optimizer = prepare(learner, optimizer)
+    params = [p for p in learner.model.parameters() if p.requires_grad]  # after FSDP swaps them
     learner._prepared_model = model
     best_state = None
     if resume is not None:
         parts = resume["parts"]
-        ckpt.load_optimizer_state(optimizer, parts["optimizer"])
+        sharding.load_optimizer_state(learner, optimizer, parts["optimizer"])
         scheduler.load_state_dict(parts["scheduler"])
         best_state = parts.get("best") or None
     left = len(rows)
@@ -180,14 +183,19 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
                 acc.backward(loss / cfg.grad_accum)
             if not is_step:
                 continue
+            sharding.sync_grads(learner)  # FSDP: the replicated heads' gradients
             if not guard.step_is_finite(learner, loss, params, t):  # NaN/inf: stop or skip
                 optimizer.zero_grad(set_to_none=True)
                 continue
             clip = acc.clip_grad_norm_  # unscales fp16 gradients, then clips
+            if sharding.current(learner) is not None:
+                clip = sharding.clip_grad_norm_
             if learner.hooks.has("before_step"):
                 acc.unscale_gradients()  # hooks see true gradients; unscaling twice fails
                 learner.hooks.call("before_step", learner)
                 clip = torch.nn.utils.clip_grad_norm_
+                if sharding.current(learner) is not None:
+                    clip = sharding.clip_grad_norm_
             if cfg.max_grad_norm is not None:
                 clip(params, cfg.max_grad_norm)
             optimizer.step()
@@ -216,6 +224,7 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
         with torch.no_grad():
             for name, value in best_state.items():
                 own[name].copy_(value)
+    sharding.release(learner)  # FSDP: plain full parameters again between tasks
     guard.after_task(learner, t)
     learner._prepared_model = None
 
@@ -233,5 +242,6 @@ def _checkpoint(
         "scheduler": scheduler.state_dict(),
         "best": best_state or {},
     }
+    extra.update(sharding.checkpoint_parts(learner, inner, extra["optimizer"]))  # FSDP: gathered
     state = {**loop, "step_in_task": learner.global_step_in_task}
     learner._save_checkpoint(phase="training", loop_state=state, extra=extra)

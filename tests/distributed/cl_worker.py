@@ -15,6 +15,9 @@ Cases (names on the command line):
     lwf          task-incremental, LoRA, LwF + Replay (old heads in the distillation term)
     olora        class-incremental, O-LoRA (penalty on LoRA weights; merges after each task)
     fisher       EWC's empirical Fisher of task 0 on the initial weights (nothing trained)
+    naive        class-incremental, LoRA, no strategy
+    full         class-incremental, full fine-tuning (method=None), no strategy
+    ewc_full     class-incremental, full fine-tuning, EWC (Fisher and anchors of every weight)
     si, mas, agem, gem, der, er_ace, icarl, gdumb, cumulative
                  class-incremental, LoRA, one strategy of the catalog (CATALOG below)
     stop@T.S:D   the "class" case checkpointing every 2 steps into <checkpoint-root>/D,
@@ -148,9 +151,10 @@ class Killed(Exception):
     pass
 
 
-def build(case: str) -> tuple[petl.Learner, petl.Stream]:
+def build(case: str, sharding: str = "none", epochs: int = 4) -> tuple[petl.Learner, petl.Stream]:
     config = dict(
-        epochs=4,
+        sharding=sharding,
+        epochs=epochs,
         batch_size=8,
         eval_batch_size=8,
         lr=3e-2,
@@ -169,6 +173,10 @@ def build(case: str) -> tuple[petl.Learner, petl.Stream]:
         scenario, strategies = "task", [petl.LwF(), petl.Replay(memory=10)]
     elif case == "olora":
         strategies = [petl.OLoRA(lam_orth=0.5, lam_l2=0.01)]
+    elif case in ("naive", "full"):
+        strategies = []
+    elif case == "ewc_full":
+        strategies = [petl.EWC(lam=100.0, fisher_samples=21)]
     elif case in CATALOG:
         strategies = CATALOG[case]()
     elif case.startswith(("stop@", "resume")):
@@ -178,19 +186,32 @@ def build(case: str) -> tuple[petl.Learner, petl.Stream]:
             strategies.append(Stop(int(task), int(steps)))
         else:
             strategies.append(Stop(-1, -1))
+    full = case in ("full", "ewc_full")
+    model = make_model()
+    if full:
+        config["lr"] = 3e-3
+        # The attention key bias has an exactly zero true gradient (softmax ignores a
+        # shift shared by every key): its gradient is float noise, which AdamW scales to
+        # full steps, differently for every summation order. Frozen, so that 1 and 2
+        # processes are compared on weights that learn.
+        for name, p in model.named_parameters():
+            if name.endswith("attention.self.key.bias"):
+                p.requires_grad_(False)
     learner = petl.Learner(
-        make_model(),
+        model,
         tokenizer=make_tokenizer(),
-        method="lora",
-        method_options=options,
+        method=None if full else "lora",
+        method_options=None if full else options,
         strategies=strategies,
         config=petl.TrainConfig(**config),
     )
     return learner, make_stream(scenario)
 
 
-def run(case: str, out: str, checkpoint_root: str | None) -> None:
-    learner, stream = build(case)
+def run(
+    case: str, out: str, checkpoint_root: str | None, sharding: str = "none", epochs: int = 4
+) -> None:
+    learner, stream = build(case, sharding, epochs)
     folder = os.path.join(out, case.replace(":", "_"))
     os.makedirs(folder, exist_ok=True)
     if case == "fisher":
@@ -205,7 +226,19 @@ def run(case: str, out: str, checkpoint_root: str | None) -> None:
         writes.append(parts["state"]["phase"])
         original(root, parts)
 
+    from petl.training import sharding as shard_mod
+
+    held: list[float] = []  # fraction of the trainable weights this process holds, per task
+    original_prepare = shard_mod.prepare
+
+    def recording_prepare(learner, optimizer):
+        out = original_prepare(learner, optimizer)
+        trainable = [p for p in learner.model.parameters() if p.requires_grad]
+        held.append(shard_mod.shard_fraction(trainable))
+        return out
+
     ckpt.write = counting_write
+    shard_mod.prepare = recording_prepare
     try:
         results = learner.fit(stream, checkpoint_dir=checkpoint_dir)
         killed = False
@@ -213,9 +246,16 @@ def run(case: str, out: str, checkpoint_root: str | None) -> None:
         results, killed = None, True
     finally:
         ckpt.write = original
+        shard_mod.prepare = original_prepare
     acc = learner.accelerator
     rank = acc.process_index
-    info: dict = {"num_processes": acc.num_processes, "checkpoint_writes": writes, "killed": killed}
+    info: dict = {
+        "num_processes": acc.num_processes,
+        "checkpoint_writes": writes,
+        "killed": killed,
+        "held_fraction": held,
+        "mixed_precision": str(acc.mixed_precision),
+    }
     if results is not None:
         info["accuracy"] = results.accuracy.tolist()
         info["initial"] = results.initial.tolist()
@@ -272,11 +312,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("cases", nargs="+")
     parser.add_argument("--out", required=True)
     parser.add_argument("--checkpoint-root", default=None, help="default: --out")
+    parser.add_argument("--sharding", default="none", help="TrainConfig.sharding")
+    parser.add_argument("--epochs", type=int, default=4, help="TrainConfig.epochs")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     np.random.seed(0)
     for case in args.cases:
-        run(case, args.out, args.checkpoint_root)
+        run(case, args.out, args.checkpoint_root, args.sharding, args.epochs)
     return 0
 
 
