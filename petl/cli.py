@@ -18,43 +18,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-# Listed here (not imported) so that --help does not import torch; tests/bench/test_cli_own_data.py
-# checks them against petl.METHODS and petl.STRATEGIES.
-METHOD_NAMES = (
-    "lora",
-    "adalora",
-    "ia3",
-    "bitfit",
-    "bottleneck",
-    "prompt_tuning",
-    "prefix_tuning",
-    "p_tuning",
-)
-STRATEGY_NAMES = (
-    "naive",
-    "ewc",
-    "replay",
-    "lwf",
-    "task_adapters",
-    "olora",
-    "joint",
-    "si",
-    "mas",
-    "agem",
-    "gem",
-    "der",
-    "er_ace",
-    "icarl",
-    "gdumb",
-    "cumulative",
-    "slca",
-    "mask_seen",
-    "wa",
-    "ncm",
-    "fecam",
-    "ranpac",
-    "aper",
-)
+# Plain strings (petl.names imports nothing), so that --help does not import torch.
+from petl.names import METHOD_NAMES, STRATEGY_NAMES
+
 MODEL_HELP = "'minilm' (default; offline package), 'smollm2', a local folder or a hub name"
 DOCS = "Docs: docs/index.md (quickstart), docs/troubleshooting.md; build with `mkdocs serve`."
 EPILOG = (

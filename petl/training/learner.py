@@ -396,7 +396,7 @@ class Learner:
         return self.family.score(self, task, split, self.predictions(task, split))
 
     def results(self) -> Results:
-        from petl.summary import summary
+        from petl.param_summary import summary
 
         preds = self._test_preds or [self.predictions(t) for t in range(len(self.stream))]
         per_class = {
