@@ -8,7 +8,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any
 
-from petl.errors import ConfigError, unknown_choice
+from petl.errors import ConfigError, did_you_mean, unknown_choice
 
 PRECISIONS = ("no", "bf16", "fp16")
 NONFINITE = ("error", "skip")
@@ -18,6 +18,7 @@ NONFINITE = ("error", "skip")
 # learns at 1e-4. The lower value of each range is the default: safe on both benchmarks.
 PEFT_LR = 2e-3
 FULL_LR = 1e-4
+TRACKERS = ("tensorboard",)  # Accelerate trackers petl logs to (petl.training.tracking)
 POOLINGS = ("auto", "head", "mean", "cls", "last")  # petl.features (kept import-light)
 # transformers schedulers that need nothing but warmup and total steps (reduce_lr_on_plateau
 # needs a metric per step, the *_min_lr ones extra arguments).
@@ -62,6 +63,9 @@ class TrainConfig:
         pooling: What sentence classifiers' heads see (petl.features): "auto" (a
             sentence-transformers model's own pooling, else "head"), "head" (the model's
             own classifier input, e.g. BERT's pooler), "mean", "cls" or "last".
+        log_with: "tensorboard" logs losses, learning rate and the accuracy matrix
+            through Accelerate's trackers (petl.training.tracking); None logs nothing.
+        log_dir: Folder of the event files; None: runs/<date>-<time>-<pid>.
     """
 
     epochs: int = 3
@@ -83,6 +87,8 @@ class TrainConfig:
     progress: bool = True
     nonfinite: str = "error"
     pooling: str = "auto"
+    log_with: str | None = None
+    log_dir: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size", "grad_accum", "max_length"):
@@ -129,6 +135,14 @@ class TrainConfig:
                 raise ConfigError(
                     f"TrainConfig.{name} must be a positive integer or None, got {value!r}."
                 )
+        if self.log_with is not None and self.log_with not in TRACKERS:
+            raise ConfigError(
+                f"Unknown tracker {self.log_with!r} in TrainConfig.log_with."
+                f"{did_you_mean(str(self.log_with), TRACKERS)} Known trackers: "
+                f"{', '.join(TRACKERS)}; or None (no logging)."
+            )
+        if self.log_dir is not None and not isinstance(self.log_dir, str):
+            raise ConfigError(f"TrainConfig.log_dir must be a folder path, got {self.log_dir!r}.")
         if self.pooling not in POOLINGS:
             raise unknown_choice("pooling", self.pooling, POOLINGS)
         if self.mixed_precision not in PRECISIONS:
