@@ -364,11 +364,16 @@ class Learner:
     def predict(self, inputs: Sequence[Any] | None = None, task: int | str | None = None) -> list:
         """Predictions of the trained model for new inputs, or for a task's test split.
 
+        With per-task heads (task-incremental streams, TaskAdapters), `task=` asks that
+        task's head (and adapter) only; without it, every task trained so far answers and
+        each input gets the answer of the most confident task (top softmax probability
+        rescaled by head size; petl.training.routing), as one of that task's labels.
+
         Args:
             inputs: Texts (or `(text, text_pair)` pairs; for token tasks, word lists or
                 whitespace-separated sentences). None: the test split of `task`.
-            task: Task index or name; None: the last task trained (needed for
-                task-incremental streams, whose tasks have their own heads).
+            task: Task index or name. None: the last task trained, or with per-task heads
+                the most confident task per input.
 
         Returns:
             Label names (classification), a tag list per sentence (tokens) or answer
