@@ -1,9 +1,20 @@
 """petl: parameter-efficient continual learning.
 
 PEFT methods (`apply`, `load`, `summary`) and continual-learning strategies on one
-Accelerate training loop, with metrics of accuracy and forgetting over a task stream."""
+Accelerate training loop, with metrics of accuracy and forgetting over a task stream.
 
-from petl.api import apply, load, save
+The public names are imported on first use (PEP 562 `__getattr__`), so `import petl` and the
+`petl` command's `--help` do not import torch. `_LAZY` says where each name lives; the
+`TYPE_CHECKING` block repeats it for type checkers and the API docs (a test keeps the two
+equal). A new public name goes in both and in `__all__`."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import TYPE_CHECKING
+
+# Errors are light (no torch) and are caught by name often enough to load at once.
 from petl.errors import (
     CheckpointError,
     ConfigError,
@@ -12,61 +23,123 @@ from petl.errors import (
     PetlError,
     TrainingError,
 )
-from petl.export import export
-from petl.methods import METHODS
-from petl.methods.bitfit import BitFitConfig
-from petl.methods.bottleneck import BottleneckConfig
-from petl.methods.native import PetlModel
-from petl.results import Results
-from petl.strategies import (
-    AGEM,
-    APER,
-    DER,
-    ERACE,
-    EWC,
-    GEM,
-    MAS,
-    NCM,
-    SI,
-    SLCA,
-    STRATEGIES,
-    WA,
-    Cumulative,
-    FeCAM,
-    GDumb,
-    ICaRL,
-    Joint,
-    LwF,
-    MaskSeen,
-    Naive,
-    OLoRA,
-    RanPAC,
-    Replay,
-    Strategy,
-    TaskAdapters,
-)
-from petl.stream import Example, Stream, Task
-from petl.summary import Summary, summary
-from petl.training.config import TrainConfig
-from petl.training.learner import Learner
+
+if TYPE_CHECKING:
+    from petl.api import apply, load, save
+    from petl.exporting import export
+    from petl.integrations.transformers import ContinualCallback
+    from petl.methods import METHODS
+    from petl.methods.bitfit import BitFitConfig
+    from petl.methods.bottleneck import BottleneckConfig
+    from petl.methods.native import PetlModel
+    from petl.param_summary import Summary, summary
+    from petl.results import Results
+    from petl.strategies import (
+        AGEM,
+        APER,
+        DER,
+        ERACE,
+        EWC,
+        GEM,
+        MAS,
+        NCM,
+        SI,
+        SLCA,
+        STRATEGIES,
+        WA,
+        Cumulative,
+        FeCAM,
+        GDumb,
+        ICaRL,
+        Joint,
+        LwF,
+        MaskSeen,
+        Naive,
+        OLoRA,
+        RanPAC,
+        Replay,
+        Strategy,
+        TaskAdapters,
+    )
+    from petl.stream import Example, Stream, Task
+    from petl.training.config import TrainConfig
+    from petl.training.learner import Learner
 
 __version__ = "0.1.0"
 
+# module -> the public names it defines
+_LAZY: dict[str, tuple[str, ...]] = {
+    "petl.api": ("apply", "load", "save"),
+    "petl.exporting": ("export",),
+    "petl.integrations.transformers": ("ContinualCallback",),
+    "petl.methods": ("METHODS",),
+    "petl.methods.bitfit": ("BitFitConfig",),
+    "petl.methods.bottleneck": ("BottleneckConfig",),
+    "petl.methods.native": ("PetlModel",),
+    "petl.param_summary": ("Summary", "summary"),
+    "petl.results": ("Results",),
+    "petl.strategies": (
+        "AGEM",
+        "APER",
+        "DER",
+        "ERACE",
+        "EWC",
+        "GEM",
+        "MAS",
+        "NCM",
+        "SI",
+        "SLCA",
+        "STRATEGIES",
+        "WA",
+        "Cumulative",
+        "FeCAM",
+        "GDumb",
+        "ICaRL",
+        "Joint",
+        "LwF",
+        "MaskSeen",
+        "Naive",
+        "OLoRA",
+        "RanPAC",
+        "Replay",
+        "Strategy",
+        "TaskAdapters",
+    ),
+    "petl.stream": ("Example", "Stream", "Task"),
+    "petl.training.config": ("TrainConfig",),
+    "petl.training.learner": ("Learner",),
+}
+_HOME = {name: module for module, names in _LAZY.items() for name in names}
+
 
 def __getattr__(name: str) -> object:
-    # Imported on first use: the Trainer bridge pulls in transformers' Trainer machinery.
-    if name == "ContinualCallback":
-        from petl.integrations.transformers import ContinualCallback
+    module = _HOME.get(name)
+    if module is None:
+        # `petl.metrics.forgetting(...)` after a bare `import petl` worked while this file
+        # imported everything at once; submodules stay reachable that way.
+        if name.startswith("_") or importlib.util.find_spec(f"petl.{name}") is None:
+            raise AttributeError(f"module 'petl' has no attribute {name!r}")
+        return importlib.import_module(f"petl.{name}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
 
-        return ContinualCallback
-    raise AttributeError(f"module 'petl' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 __all__ = [
+    "AGEM",
     "APER",
+    "DER",
+    "ERACE",
     "EWC",
+    "GEM",
+    "MAS",
     "METHODS",
     "NCM",
+    "SI",
     "SLCA",
     "STRATEGIES",
     "WA",
@@ -75,9 +148,12 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "ContinualCallback",
+    "Cumulative",
     "DataError",
     "Example",
     "FeCAM",
+    "GDumb",
+    "ICaRL",
     "IncompatibleModelError",
     "Joint",
     "Learner",
@@ -103,4 +179,3 @@ __all__ = [
     "save",
     "summary",
 ]
-__all__ += ["AGEM", "DER", "ERACE", "GEM", "MAS", "SI", "Cumulative", "GDumb", "ICaRL"]

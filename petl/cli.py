@@ -13,48 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any
 
-# Listed here (not imported) so that --help does not import torch; tests/bench/test_cli_own_data.py
-# checks them against petl.METHODS and petl.STRATEGIES.
-METHOD_NAMES = (
-    "lora",
-    "adalora",
-    "ia3",
-    "bitfit",
-    "bottleneck",
-    "prompt_tuning",
-    "prefix_tuning",
-    "p_tuning",
-)
-STRATEGY_NAMES = (
-    "naive",
-    "ewc",
-    "replay",
-    "lwf",
-    "task_adapters",
-    "olora",
-    "joint",
-    "si",
-    "mas",
-    "agem",
-    "gem",
-    "der",
-    "er_ace",
-    "icarl",
-    "gdumb",
-    "cumulative",
-    "slca",
-    "mask_seen",
-    "wa",
-    "ncm",
-    "fecam",
-    "ranpac",
-    "aper",
-)
+# Plain strings (petl.names imports nothing), so that --help does not import torch.
+from petl.names import METHOD_NAMES, STRATEGY_NAMES
+
 MODEL_HELP = "'minilm' (default; offline package), 'smollm2', a local folder or a hub name"
 DOCS = "Docs: docs/index.md (quickstart), docs/troubleshooting.md; build with `mkdocs serve`."
 EPILOG = (
@@ -119,6 +86,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--list", action="store_true", help="list the shipped configs and stop")
     bench.add_argument("--no-progress", action="store_true", help="no progress bars")
+    bench.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="log losses and accuracy matrices for TensorBoard in DIR/tensorboard/<cell> "
+        "(same as --set train.log_with=tensorboard; needs the tensorboard package)",
+    )
 
     train = sub.add_parser(
         "train",
@@ -164,6 +137,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int)
     train.add_argument("--threads", type=int, help="torch CPU threads")
     train.add_argument("--no-progress", action="store_true")
+    train.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="log losses and the test accuracy for TensorBoard in OUTPUT/tensorboard",
+    )
     train.add_argument(
         "--dry-run", action="store_true", help="validate the data and the model, print them, stop"
     )
@@ -217,6 +195,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         overrides.append(f"workers={args.workers}")
     if args.threads is not None:
         overrides.append(f"num_threads={args.threads}")
+    if args.tensorboard:
+        overrides.append("train.log_with=tensorboard")
     if args.resume:
         if args.config:
             raise bench_config.ConfigError("Pass either a config or --resume DIR, not both.")
@@ -312,6 +292,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         }.items()
         if v is not None
     }
+    if args.tensorboard:
+        train_options.update(
+            log_with="tensorboard", log_dir=os.path.join(args.output, "tensorboard")
+        )
     info = train(
         args.data,
         args.output,

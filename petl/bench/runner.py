@@ -17,6 +17,7 @@ half-trained cell from its checkpoint (petl.Learner's own resume)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -225,7 +226,7 @@ def run_cell(
         method=cell.run.method,
         method_options=cell.run.method_options,
         strategies=build_strategies(cell),
-        config=config.train_config(cell.run, cell.seed, progress),
+        config=cell_train_config(config, cell, out, progress),
     )
     results = learner.fit(stream, checkpoint_dir=ckpt_dir)
     if measured:
@@ -253,6 +254,16 @@ def run_cell(
     if not config.keep_checkpoints:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return record
+
+
+def cell_train_config(config: BenchConfig, cell: Cell, out: str, progress: bool) -> Any:
+    """The cell's TrainConfig; with log_with set, each cell logs to its own folder:
+    <log_dir, default the report folder's tensorboard/>/<cell key>."""
+    train = config.train_config(cell.run, cell.seed, progress)
+    if train.log_with is None:
+        return train
+    parent = train.log_dir or os.path.join(out, "tensorboard")
+    return dataclasses.replace(train, log_dir=os.path.join(parent, cell.key))
 
 
 def strategy_costs(learner: Any) -> dict[str, Any]:

@@ -192,7 +192,7 @@ class PetlModel(nn.Module):
                 layer.disabled = False
 
     def print_trainable_parameters(self) -> None:
-        from petl.summary import summary
+        from petl.param_summary import summary
 
         print(summary(self))
 

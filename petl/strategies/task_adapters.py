@@ -19,7 +19,9 @@ adapter with the lowest answer perplexity answers."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -61,6 +63,18 @@ class TaskAdapters(Strategy):
 
     def after_task(self, learner: Any, t: int) -> None:
         self._store.append({n: p.detach().clone() for n, p in self._adapter(learner).items()})
+
+    @contextlib.contextmanager
+    def task_parameters(self, learner: Any, k: int) -> Iterator[None]:
+        """Task k's stored adapter in the model for the duration (the adapter in training
+        while task k is not stored yet); `Learner.predict` routes through it."""
+        current = {n: p.detach().clone() for n, p in self._adapter(learner).items()}
+        try:
+            if k < len(self._store):
+                self._load(learner, self._store[k])
+            yield
+        finally:
+            self._load(learner, current)
 
     def predict(self, learner: Any, t: int, split: str) -> Any:
         rows = learner.rows(t, split)

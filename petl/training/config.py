@@ -8,7 +8,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any
 
-from petl.errors import ConfigError, unknown_choice
+from petl.errors import ConfigError, did_you_mean, unknown_choice
 
 PRECISIONS = ("no", "bf16", "fp16")
 NONFINITE = ("error", "skip")
@@ -19,6 +19,7 @@ NONFINITE = ("error", "skip")
 PEFT_LR = 2e-3
 FULL_LR = 1e-4
 SHARDINGS = ("none", "fsdp")  # petl.training.sharding.MODES (kept import-light)
+TRACKERS = ("tensorboard",)  # Accelerate trackers petl logs to (petl.training.tracking)
 POOLINGS = ("auto", "head", "mean", "cls", "last")  # petl.features (kept import-light)
 # transformers schedulers that need nothing but warmup and total steps (reduce_lr_on_plateau
 # needs a metric per step, the *_min_lr ones extra arguments).
@@ -67,6 +68,9 @@ class TrainConfig:
             parameters, gradients and optimizer state sharded across the processes while a
             task trains; petl.training.sharding, docs/distributed.md). No effect with one
             process; `accelerate launch` with an FSDP config turns it on too.
+        log_with: "tensorboard" logs losses, learning rate and the accuracy matrix
+            through Accelerate's trackers (petl.training.tracking); None logs nothing.
+        log_dir: Folder of the event files; None: runs/<date>-<time>-<pid>.
     """
 
     epochs: int = 3
@@ -89,6 +93,8 @@ class TrainConfig:
     nonfinite: str = "error"
     pooling: str = "auto"
     sharding: str = "none"
+    log_with: str | None = None
+    log_dir: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size", "grad_accum", "max_length"):
@@ -135,6 +141,14 @@ class TrainConfig:
                 raise ConfigError(
                     f"TrainConfig.{name} must be a positive integer or None, got {value!r}."
                 )
+        if self.log_with is not None and self.log_with not in TRACKERS:
+            raise ConfigError(
+                f"Unknown tracker {self.log_with!r} in TrainConfig.log_with."
+                f"{did_you_mean(str(self.log_with), TRACKERS)} Known trackers: "
+                f"{', '.join(TRACKERS)}; or None (no logging)."
+            )
+        if self.log_dir is not None and not isinstance(self.log_dir, str):
+            raise ConfigError(f"TrainConfig.log_dir must be a folder path, got {self.log_dir!r}.")
         if self.pooling not in POOLINGS:
             raise unknown_choice("pooling", self.pooling, POOLINGS)
         if self.sharding not in SHARDINGS:

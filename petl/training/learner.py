@@ -22,7 +22,7 @@ from petl.results import Results
 from petl.strategies.protocol import HOOKS, Hooks, method_hooks
 from petl.stream import Stream
 from petl.training import checkpoint as ckpt
-from petl.training import checks
+from petl.training import checks, tracking
 from petl.training.config import TrainConfig
 from petl.training.data import Encoded, Item, iter_batches, make_loader
 from petl.training.loop import train_task
@@ -161,6 +161,7 @@ class Learner:
                 mixed_precision=precision,
                 dataloader_config=DataLoaderConfiguration(split_batches=True),
                 cpu=_use_cpu() or None,
+                **tracking.accelerator_kwargs(self.config),  # TrainConfig.log_with
             )
         _check_processes(self._accelerator, self.config)
         if self._accelerator.num_processes > 1:
@@ -260,7 +261,15 @@ class Learner:
         cfg = {
             k: v
             for k, v in self.config.to_dict().items()
-            if k not in ("progress", "checkpoint_every", "num_threads", "sharding")
+            if k
+            not in (
+                "progress",
+                "checkpoint_every",
+                "num_threads",
+                "sharding",
+                "log_with",
+                "log_dir",
+            )
         }
         base = self.model.backbone
         base_cfg: dict[str, Any] = getattr(getattr(base, "config", None), "to_dict", lambda: {})()
@@ -312,6 +321,7 @@ class Learner:
             first = state["task"] + (1 if state["phase"] == "task_done" else 0)
             resume_task = state if state["phase"] == "training" else None
         self._start = start - self.elapsed
+        tracking.start(self)
         for t in range(first, T):
             self.task_index = t
             self._activate_heads(t)
@@ -321,8 +331,10 @@ class Learner:
                 )
             self._call("after_task", t)
             self.acc_rows.append(self._evaluate_all())
+            tracking.log_task(self, t)
             self._save_checkpoint(phase="task_done")
         self.accelerator.wait_for_everyone()
+        tracking.finish(self)
         return self.results()
 
     def trains(self, t: int) -> bool:
@@ -360,11 +372,16 @@ class Learner:
     def predict(self, inputs: Sequence[Any] | None = None, task: int | str | None = None) -> list:
         """Predictions of the trained model for new inputs, or for a task's test split.
 
+        With per-task heads (task-incremental streams, TaskAdapters), `task=` asks that
+        task's head (and adapter) only; without it, every task trained so far answers and
+        each input gets the answer of the most confident task (top softmax probability
+        rescaled by head size; petl.training.routing), as one of that task's labels.
+
         Args:
             inputs: Texts (or `(text, text_pair)` pairs; for token tasks, word lists or
                 whitespace-separated sentences). None: the test split of `task`.
-            task: Task index or name; None: the last task trained (needed for
-                task-incremental streams, whose tasks have their own heads).
+            task: Task index or name. None: the last task trained, or with per-task heads
+                the most confident task per input.
 
         Returns:
             Label names (classification), a tag list per sentence (tokens) or answer
@@ -396,7 +413,7 @@ class Learner:
         return self.family.score(self, task, split, self.predictions(task, split))
 
     def results(self) -> Results:
-        from petl.summary import summary
+        from petl.param_summary import summary
 
         preds = self._test_preds or [self.predictions(t) for t in range(len(self.stream))]
         per_class = {

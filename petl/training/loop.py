@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from petl.progress import disabled as progress_disabled
 from petl.training import checkpoint as ckpt
-from petl.training import guard, sharding
+from petl.training import guard, sharding, tracking
 from petl.training.data import make_loader
 from petl.training.param_groups import param_groups
 
@@ -199,6 +199,7 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
             if cfg.max_grad_norm is not None:
                 clip(params, cfg.max_grad_norm)
             optimizer.step()
+            tracking.log_step(learner, loss, scheduler)  # before the scheduler moves the lr
             scheduler.step()
             learner.global_step += 1
             learner.global_step_in_task += 1

@@ -87,38 +87,60 @@ def _column_names(learner: Any, t: int) -> list[str]:
 
 def predict(learner: Any, inputs: Sequence[Any] | None = None, task: int | str | None = None):
     """See `Learner.predict`."""
+    from petl.training import routing
+
     _require_built(learner, "predict")
     if inputs is None and task is None:
         raise ConfigError("predict() needs inputs (a list of texts) or task= (its test split).")
-    if learner.stream.scenario == "task" and task is None and inputs is not None:
+    if inputs is not None:
+        inputs = [inputs] if isinstance(inputs, str) else list(inputs)
+    if inputs is None and not learner.rows(resolve_task(learner, task), "test"):
         raise ConfigError(
-            "A task-incremental model predicts through a task's head: pass task= (an index or "
-            f"one of {learner.stream.names})."
+            f"Task {learner.stream.names[resolve_task(learner, task)]!r} has no test data here "
+            "(a loaded learner keeps no data): pass the inputs, e.g. "
+            "learner.predict(texts, task=...)."
+        )
+    if routing.applies(learner):  # per-task heads: task= asks one task, else the surest
+        return _predict_routed(learner, inputs, task)
+    if learner.stream.scenario == "task" and task is None:
+        raise ConfigError(
+            "This task-incremental model predicts through a task's head (its strategies have "
+            f"their own prediction rule): pass task= (an index or one of {learner.stream.names})."
         )
     t = resolve_task(learner, task)
-    if inputs is None:
-        split = "test"
-    else:
-        if isinstance(inputs, str):
-            inputs = [inputs]
-        split = PREDICT_SPLIT
-        rows = learner.family.encode(learner, t, _examples(learner, t, list(inputs)))
+    split = "test" if inputs is None else PREDICT_SPLIT
+    if inputs is not None:
+        rows = learner.family.encode(learner, t, _examples(learner, t, inputs))
         learner._rows[t][PREDICT_SPLIT] = rows
-    if split == "test" and not learner.rows(t, "test"):
-        raise ConfigError(
-            f"Task {learner.stream.names[t]!r} has no test data here (a loaded learner keeps "
-            "no data): pass the inputs, e.g. learner.predict(texts, task=...)."
-        )
     try:
         preds = learner.predictions(t, split)
     finally:
         learner._rows[t].pop(PREDICT_SPLIT, None)
     if learner.family.name != "classification":
         return list(preds)
-    # With per-task heads, ids index task t's own labels; routing strategies give -1 for
-    # a label of another task (pass task= to ask a given task).
+    # A strategy's own rule may answer with a label outside task t (-1): None.
     names = _column_names(learner, t)
     return [names[int(i)] if 0 <= int(i) < len(names) else None for i in preds]
+
+
+def _predict_routed(learner: Any, inputs: Sequence[Any] | None, task: int | str | None) -> list:
+    """Per-task heads: the answer of task `task`'s head, or of the most confident task's
+    (petl.training.routing)."""
+    from petl.training import routing
+
+    trained = resolve_task(learner, None)
+    asked = None if task is None else resolve_task(learner, task)
+    if inputs is None:  # task asked, its test split
+
+        def rows_of(k: int) -> list[Any]:
+            return learner.rows(k, "test")
+    else:
+        texts = inputs
+
+        def rows_of(k: int) -> list[Any]:
+            return learner.family.encode(learner, k, _examples(learner, k, texts))
+
+    return routing.predict(learner, rows_of, asked, trained)
 
 
 # ---- save / load ------------------------------------------------------------------------

@@ -265,7 +265,7 @@ class ContinualCallback(TrainerCallback):
         """The run's `Results` (matrix of the tasks trained so far)."""
         view = self.learner
         assert view is not None
-        from petl.summary import summary
+        from petl.param_summary import summary
 
         preds = [view.predictions(t) for t in range(len(self.stream))]
         counts = summary(view.trainer.model)

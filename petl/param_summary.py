@@ -1,4 +1,7 @@
-"""`petl.summary`: how many parameters a model trains, and where they are."""
+"""`petl.summary`: how many parameters a model trains, and where they are.
+
+The module is not named `summary` so that it never shadows the function `petl.summary`
+(importing a submodule rebinds the package attribute of the same name)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""`export`: a trained learner as a plain transformers model that loads and predicts
-without petl.
+"""`petl.export`: a trained learner as a plain transformers model that loads and predicts
+without petl. (The module is not named `export` so that it never shadows the function.)
 
 The adapter is merged into the base weights (LoRA, IA3, AdaLoRA, BitFit; full fine-tuning
 needs nothing) and petl's task heads are written back as the model's own classification
