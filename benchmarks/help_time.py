@@ -2,13 +2,14 @@
 
     PYTHONPATH=$PWD python benchmarks/help_time.py [--repeat 5]
 
-Prints one line per command and whether torch was imported; the helps should stay well
-under a second because `import petl` and the CLI's argument parser import no torch."""
+Prints which petl ran (`python -m` puts the current folder first on the path, before
+PYTHONPATH: run from outside a checkout to time another one), then one line per command
+and whether torch was imported; the helps should stay well under a second because
+`import petl` and the CLI's argument parser import no torch."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
@@ -33,8 +34,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    env_root = os.environ.get("PYTHONPATH", "(installed petl)")
-    print(f"petl from {env_root}; best of {args.repeat} wall times")
+    where = subprocess.run(
+        [sys.executable, "-c", "import petl; print(petl.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    print(f"petl from {where}; best of {args.repeat} wall times")
     for sub in COMMANDS:
         argv = [*sub, "--help"]
         seconds = best_wall(argv, args.repeat)
