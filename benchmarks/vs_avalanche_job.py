@@ -37,7 +37,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-STRATEGIES = ["naive", "ewc", "si", "lwf", "replay", "agem", "gem", "der", "gdumb", "ewc_batch"]
+STRATEGIES = [
+    "naive",
+    "ewc",
+    "si",
+    "lwf",
+    "replay",
+    "agem",
+    "gem",
+    "der",
+    "gdumb",
+    "ewc_batch",
+    "agem24",
+]
 TASKS, CLASSES_PER_TASK, N_TRAIN, N_TEST, MAX_LENGTH = 3, 2, 48, 32, 48
 CONFIG = {"lr": 5e-3, "batch_size": 16, "epochs": 1, "seed": 0}
 # strategy settings, the same meaning on both sides
@@ -140,6 +152,7 @@ def run_petl(name: str, path: str, data: Path, head: str = "growing") -> dict[st
         "lwf": lambda: petl.LwF(alpha=LWF_ALPHA, temperature=LWF_T),
         "replay": lambda: petl.Replay(memory=MEMORY),
         "agem": lambda: petl.AGEM(memory=MEMORY, sample_size=MEMORY, policy="reservoir"),
+        "agem24": lambda: petl.AGEM(memory=MEMORY, sample_size=MEMORY, policy="reservoir"),
         "gem": lambda: petl.GEM(patterns_per_task=MEMORY // TASKS),
         "der": lambda: petl.DER(memory=MEMORY),
         "gdumb": lambda: petl.GDumb(memory=MEMORY),
@@ -265,6 +278,8 @@ def run_avalanche(
         "lwf": lambda: LwF(alpha=LWF_ALPHA, temperature=LWF_T, **common),
         "replay": lambda: Replay(mem_size=MEMORY, **common),
         "agem": lambda: AGEM(patterns_per_exp=MEMORY // TASKS, sample_size=MEMORY, **common),
+        # 24 reference rows per step from task 2 on, as petl's full 24-row memory gives
+        "agem24": lambda: AGEM(patterns_per_exp=MEMORY, sample_size=MEMORY, **common),
         "gem": lambda: GEM(patterns_per_exp=MEMORY // TASKS, **common),
         "der": lambda: DER(mem_size=MEMORY, **common),
         "gdumb": lambda: GDumb(mem_size=MEMORY, **common),
