@@ -12,6 +12,7 @@ import numpy as np
 
 from petl.errors import ConfigError
 from petl.strategies.base import Strategy
+from petl.strategies.protocol import Capabilities
 from petl.strategies.stat_heads import StatisticHead
 
 
@@ -67,9 +68,9 @@ class APER(Strategy):
         self._head._pretrained_too = pretrained_features
 
     @property
-    def gradient_tasks(self) -> int:
+    def capabilities(self) -> Capabilities:  # type: ignore[override]  # per instance
         """Declared to the Learner: only the first `adapt_tasks` tasks train by gradient."""
-        return self.adapt_tasks
+        return Capabilities(gradient_tasks=self.adapt_tasks)
 
     def setup(self, learner: Any) -> None:
         if self.pretrained_features and not hasattr(learner.model.backbone, "disable_adapter"):

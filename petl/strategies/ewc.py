@@ -6,7 +6,13 @@ the loss) and the parameters theta* are stored; later tasks pay
 ("separate": one term per past task) or one term with F accumulated as
 F <- decay * F + F_new and theta* the latest parameters ("online", Schwarz et al. 2018).
 Only trainable parameters count: with a PEFT method that is the adapter and head, a few
-hundred thousand floats instead of the whole model."""
+hundred thousand floats instead of the whole model.
+
+The empirical Fisher needs one backward pass per example (`fisher_samples` of them per
+task, at batch size 1). `fisher_batch_size=B > 1` estimates it as Avalanche's EWCPlugin
+does instead: the mean over mini-batches of B of the squared mini-batch gradient, about B
+times cheaper and coarser (it is the empirical Fisher only for B=1: cross-example
+products enter the square)."""
 
 from __future__ import annotations
 
@@ -22,7 +28,9 @@ from petl.strategies.state import pack, unpack
 
 class EWC(Strategy):
     """EWC penalty. Args: lam (strength), mode ("separate" | "online"), decay (online
-    only), fisher_samples (examples per task used to estimate the Fisher)."""
+    only), fisher_samples (examples per task used to estimate the Fisher),
+    fisher_batch_size (examples per gradient in that estimate: 1, the empirical Fisher;
+    more, Avalanche's cheaper mini-batch estimate)."""
 
     name = "ewc"
 
@@ -32,19 +40,25 @@ class EWC(Strategy):
         mode: str = "separate",
         decay: float = 1.0,
         fisher_samples: int = 200,
+        fisher_batch_size: int = 1,
     ) -> None:
         if mode not in ("separate", "online"):
             raise ConfigError(f"EWC mode must be 'separate' or 'online', got {mode!r}.")
-        if lam < 0 or fisher_samples < 1 or not 0 <= decay <= 1:
+        if lam < 0 or fisher_samples < 1 or fisher_batch_size < 1 or not 0 <= decay <= 1:
             raise ConfigError(
-                f"EWC needs lam >= 0, fisher_samples >= 1 and 0 <= decay <= 1; got lam={lam!r}, "
-                f"fisher_samples={fisher_samples!r}, decay={decay!r}."
+                f"EWC needs lam >= 0, fisher_samples >= 1, fisher_batch_size >= 1 and "
+                f"0 <= decay <= 1; got lam={lam!r}, fisher_samples={fisher_samples!r}, "
+                f"fisher_batch_size={fisher_batch_size!r}, decay={decay!r}."
             )
         self.lam, self.mode, self.decay, self.fisher_samples = lam, mode, decay, fisher_samples
+        self.fisher_batch_size = fisher_batch_size
         self._terms: list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]] = []
 
     def after_task(self, learner: Any, t: int) -> None:
-        fisher = empirical_fisher(learner, t, self.fisher_samples)
+        if self.fisher_batch_size == 1:
+            fisher = empirical_fisher(learner, t, self.fisher_samples)
+        else:
+            fisher = minibatch_fisher(learner, t, self.fisher_samples, self.fisher_batch_size)
         anchor = {n: p.detach().clone() for n, p in learner.trainable_parameters().items()}
         if self.mode == "separate" or not self._terms:
             self._terms.append((fisher, anchor))
@@ -90,6 +104,15 @@ def empirical_fisher(learner: Any, t: int, samples: int) -> dict[str, torch.Tens
     """Mean of squared per-example gradients over up to `samples` training examples of task
     t (a seeded random subset: data files are often sorted by label); examples are split
     across processes and the sums reduced."""
+    return minibatch_fisher(learner, t, samples, batch_size=1)
+
+
+def minibatch_fisher(
+    learner: Any, t: int, samples: int, batch_size: int
+) -> dict[str, torch.Tensor]:
+    """Mean over mini-batches of `batch_size` of the squared mini-batch gradient, over the
+    rows `empirical_fisher` uses (batch_size 1: exactly the empirical Fisher). Each process
+    batches its own share of the rows; sums and batch counts are reduced."""
     params = learner.trainable_parameters()
     rows = fisher_rows(learner, t, samples)
     acc = learner.accelerator
@@ -100,7 +123,9 @@ def empirical_fisher(learner: Any, t: int, samples: int) -> dict[str, torch.Tens
     model.eval()
     from petl.progress import bar
 
-    for batch in bar(learner, learner.batches(mine, batch_size=1), total=len(mine), desc="fisher"):
+    batches = learner.batches(mine, batch_size=batch_size)
+    total = -(-len(mine) // batch_size)
+    for batch in bar(learner, batches, total=total, desc="fisher"):
         model.zero_grad(set_to_none=True)
         loss = learner.family.loss(model(batch), batch)  # the task family's training loss
         loss.backward()
@@ -109,6 +134,8 @@ def empirical_fisher(learner: Any, t: int, samples: int) -> dict[str, torch.Tens
                 fisher[n] += p.grad.detach() ** 2
     model.zero_grad(set_to_none=True)
     model.train(was_training)
+    count = torch.tensor(float(total))  # batches of this process (batch_size 1: its rows)
     if acc.num_processes > 1:
         fisher = {n: acc.reduce(f, reduction="sum") for n, f in fisher.items()}
-    return {n: f / max(len(rows), 1) for n, f in fisher.items()}
+        count = acc.reduce(count.to(acc.device), reduction="sum").cpu()
+    return {n: f / max(float(count), 1.0) for n, f in fisher.items()}

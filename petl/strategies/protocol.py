@@ -48,7 +48,7 @@ HOOKS = (
     "state_dict",
     "load_state_dict",
 )
-LEGACY_FLAGS = ("per_task_heads", "freeze_old_heads")
+LEGACY_FLAGS = ("per_task_heads", "freeze_old_heads", "gradient_tasks")
 
 
 @dataclass(frozen=True)
@@ -60,10 +60,14 @@ class Capabilities:
             strategy's own `predict`), even in class-incremental streams.
         freeze_old_heads: Train only the current task's head block; earlier blocks still
             score but stay frozen (declared, so a resumed run gets the same trainable set).
+        gradient_tasks: Train task t by gradient only while t < gradient_tasks (None:
+            always). Statistic heads declare 0 (they never take an optimizer step); APER
+            declares its `adapt_tasks`. With several strategies the smallest limit wins.
     """
 
     per_task_heads: bool = False
     freeze_old_heads: bool = False
+    gradient_tasks: int | None = None
 
 
 def strategy_name(strategy: Any) -> str:
@@ -74,13 +78,14 @@ def strategy_name(strategy: Any) -> str:
 def check_strategy(strategy: Any) -> None:
     """Raises ConfigError if a public method of `strategy` looks like a hook but is not one
     (`after_tasks`, `befor_step`, `los`): such a method would never be called."""
-    for attr in dir(type(strategy)):
+    for attr in dir(strategy):  # the instance's too: a flag set in __init__ is refused
         if attr.startswith("_") or attr in HOOKS:
             continue
         if attr in LEGACY_FLAGS:
+            value = getattr(strategy, attr, True)
             raise ConfigError(
                 f"Strategy {strategy_name(strategy)!r} sets {attr!r}; declare it as "
-                f"`capabilities = Capabilities({attr}=True)` (petl.strategies.protocol)."
+                f"`capabilities = Capabilities({attr}={value!r})` (petl.strategies.protocol)."
             )
         if not callable(getattr(type(strategy), attr, None)):
             continue
@@ -162,6 +167,15 @@ class Hooks:
     def capability(self, flag: str) -> bool:
         """True if any strategy declares `flag` in its `capabilities`."""
         return any(getattr(getattr(s, "capabilities", None), flag, False) for s in self.strategies)
+
+    def gradient_tasks(self) -> int | None:
+        """How many tasks train by gradient: the smallest `gradient_tasks` any strategy
+        declares in its `capabilities`, or None (every task)."""
+        limits = [
+            getattr(s, "capabilities", Capabilities()).gradient_tasks for s in self.strategies
+        ]
+        declared = [n for n in limits if n is not None]
+        return min(declared) if declared else None
 
     def state_dicts(self) -> dict[str, dict[str, Any]]:
         """Checkpoint parts `strategy.<name>` of the strategies that keep state."""

@@ -13,9 +13,9 @@ stream's label space; with per-task heads (task-incremental, TaskAdapters) it is
 task's offset plus the label's index in its task. A given task id restricts the candidate
 classes to that task's own; otherwise every class seen so far is a candidate.
 
-Declared capability `gradient_tasks`: the Learner trains task t by gradient only while
-t < gradient_tasks for every strategy that declares it (None: always). Statistic heads
-declare 0, so a Learner with only them skips gradient training entirely."""
+Declared capability `Capabilities(gradient_tasks=0)`: the Learner trains task t by gradient
+only while t < gradient_tasks for every strategy that declares it (None: always), so a
+Learner with only statistic heads skips gradient training entirely."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from petl.features import features_for, iter_features
 from petl.strategies.base import Strategy
+from petl.strategies.protocol import Capabilities
 
 CHUNK = 1024  # rows whose adapted and pretrained features are held at once (APER)
 
@@ -38,7 +39,7 @@ class StatisticHead(Strategy):
     normalised), `_solve()` (the classifier from the sums) and `_scores(x)` ([N, C])."""
 
     name = "statistic_head"
-    gradient_tasks: int | None = 0
+    capabilities = Capabilities(gradient_tasks=0)
     # the statistics' names, in state_dict; subclasses list theirs
     STATS: tuple[str, ...] = ()
 

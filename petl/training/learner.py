@@ -339,9 +339,9 @@ class Learner:
 
     def trains(self, t: int) -> bool:
         """Whether task t is trained by gradient: not when a strategy declares
-        `gradient_tasks` (statistic heads: 0; APER: its adapt_tasks) and t is past it."""
-        limits = [getattr(s, "gradient_tasks", None) for s in self.strategies]
-        return all(n is None or t < n for n in limits)
+        `Capabilities(gradient_tasks=n)` (statistic heads: 0; APER: its adapt_tasks), t >= n."""
+        n = self.hooks.gradient_tasks()
+        return n is None or t < n
 
     def _activate_heads(self, t: int) -> None:
         # A strategy declaring `freeze_old_heads` trains only task t's head block; declared,

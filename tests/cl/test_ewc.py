@@ -129,6 +129,38 @@ def test_fisher_is_mean_of_squared_per_example_gradients(tok: Any, method: Any) 
     assert total_fisher > 2 * total_sq_mean
 
 
+def test_minibatch_fisher_is_mean_of_squared_minibatch_gradients(tok: Any) -> None:
+    # Avalanche's estimate (fisher_batch_size > 1): square each mini-batch's mean gradient.
+    learner = fitted_learner(tok)
+    rows = learner.rows(0)
+    assert len(rows) % 10 != 0  # an uneven last batch counts as one batch
+    fisher = ewc_module.minibatch_fisher(learner, 0, samples=len(rows), batch_size=10)
+    params = learner.trainable_parameters()
+    model = learner.model.eval()
+    expected = {n: torch.zeros_like(p, dtype=torch.float64) for n, p in params.items()}
+    starts = range(0, len(rows), 10)
+    for start in starts:
+        batch = next(iter(learner.batches(rows[start : start + 10], batch_size=10)))
+        loss = torch.nn.functional.cross_entropy(model(batch), batch["labels"])
+        grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+        for n, g in zip(params, grads, strict=True):
+            if g is not None:
+                expected[n] += g.double() ** 2
+    for n in params:
+        torch.testing.assert_close(
+            fisher[n].double(), expected[n] / len(starts), rtol=1e-4, atol=1e-10
+        )
+    # batch size 1 is the empirical Fisher, and the strategy option reaches the estimate
+    one = ewc_module.minibatch_fisher(learner, 0, samples=len(rows), batch_size=1)
+    per_example = ewc_module.empirical_fisher(learner, 0, samples=len(rows))
+    for n in params:
+        torch.testing.assert_close(one[n], per_example[n], rtol=0, atol=0)  # same computation
+    strategy = petl.EWC(fisher_samples=len(rows), fisher_batch_size=10)
+    strategy.after_task(learner, 0)
+    for n in params:
+        torch.testing.assert_close(strategy._terms[0][0][n], fisher[n], rtol=1e-6, atol=1e-12)
+
+
 def test_fisher_subset_is_seeded(tok: Any) -> None:
     learner = fitted_learner(tok)
     picked = ewc_module.fisher_rows(learner, 0, 5)
@@ -138,6 +170,12 @@ def test_fisher_subset_is_seeded(tok: Any) -> None:
 
 
 def test_bad_ewc_options() -> None:
-    for kwargs in ({"mode": "offline"}, {"lam": -1}, {"fisher_samples": 0}, {"decay": 1.5}):
+    for kwargs in (
+        {"mode": "offline"},
+        {"lam": -1},
+        {"fisher_samples": 0},
+        {"fisher_batch_size": 0},
+        {"decay": 1.5},
+    ):
         with pytest.raises(ConfigError):
             petl.EWC(**kwargs)

@@ -28,6 +28,13 @@ class Legacy:
     freeze_old_heads = True
 
 
+class LegacyLimit(petl.Strategy):
+    name = "legacy_limit"
+
+    def __init__(self) -> None:
+        self.gradient_tasks = 0  # set per instance: refused too
+
+
 class Helper(petl.Strategy):
     """Public non-hook methods (penalty, buffer) are fine."""
 
@@ -37,7 +44,7 @@ class Helper(petl.Strategy):
         return 0.0
 
 
-@pytest.mark.parametrize("strategy", [Misspelt(), Legacy()])
+@pytest.mark.parametrize("strategy", [Misspelt(), Legacy(), LegacyLimit()])
 def test_misspelt_hooks_and_undeclared_flags_are_refused(strategy: Any) -> None:
     with pytest.raises(ConfigError) as err:
         Hooks([strategy])
@@ -45,8 +52,10 @@ def test_misspelt_hooks_and_undeclared_flags_are_refused(strategy: Any) -> None:
     assert strategy.name in message
     if isinstance(strategy, Misspelt):
         assert "'after_task'" in message and all(h in message for h in HOOKS)
-    else:
+    elif isinstance(strategy, Legacy):
         assert "Capabilities(freeze_old_heads=True)" in message
+    else:
+        assert "Capabilities(gradient_tasks=0)" in message
 
 
 def test_learner_checks_strategies_when_built(tok: Any) -> None:
@@ -100,6 +109,10 @@ def test_capabilities_are_read_from_the_declaration() -> None:
     hooks = Hooks([Routed(), petl.EWC()])
     assert hooks.capability("per_task_heads") and not hooks.capability("freeze_old_heads")
     assert Hooks([petl.TaskAdapters()]).capability("freeze_old_heads")
+    # gradient_tasks: the smallest declared limit; None when no strategy declares one
+    assert Hooks([petl.EWC()]).gradient_tasks() is None
+    assert Hooks([petl.APER(head="ncm", adapt_tasks=2)]).gradient_tasks() == 2
+    assert Hooks([petl.APER(head="ncm", adapt_tasks=2), petl.NCM()]).gradient_tasks() == 0
 
 
 def test_base_no_op_defaults_are_skipped() -> None:
