@@ -57,9 +57,15 @@ def test_unsupported_combinations_fail_before_training(monkeypatch):
     monkeypatch.delenv("ACCELERATE_USE_FSDP", raising=False)
     with pytest.raises(ConfigError, match="early_stopping_patience"):
         sharding.check(_learner(early_stopping_patience=1))
-    with pytest.raises(ConfigError, match="si"):
-        sharding.check(_learner([petl.SI(lam=1.0)]))
+    from petl.methods.adalora import AdaLoRABudget
+
+    adalora = _learner()
+    adalora.hooks.method = [AdaLoRABudget(None)]  # masks peft's weights in place per step
+    with pytest.raises(ConfigError, match="adalora_budget"):
+        sharding.check(adalora)
     sharding.check(_learner([petl.EWC(), petl.Replay(), petl.LwF()]))  # supported
+    # per-step hooks that gather the sharded gradients (tests/distributed/test_fsdp_steps.py)
+    sharding.check(_learner([petl.SI(lam=1.0), petl.AGEM(), petl.GEM()]))
 
 
 def test_benchmark_settings_syntax():
