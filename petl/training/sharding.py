@@ -29,7 +29,7 @@ One process: sharding is a no-op (nothing to shard across)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -87,9 +87,9 @@ def check(learner: Learner) -> None:
             "use sharding='none' (DDP)."
         )
     # petl's own per-step hooks read gradients or weights, which are shards during a
-    # sharded step. SI, A-GEM and GEM gather them (`full`, `gathered`, `assign_grad`) and
-    # say so with `shard_aware = True`; AdaLoRA's budget step masks peft's weights in
-    # place and is refused. A user's hook is the user's call.
+    # sharded step. SI, A-GEM, GEM and AdaLoRA's budget gather them (`full`, `gathered`,
+    # `assign_grad`, `full_parameters`) and say so with `shard_aware = True`; any other
+    # is refused. A user's hook is the user's call.
     stepping = [
         getattr(s, "name", type(s).__name__)
         for s in [*learner.strategies, *learner.hooks.method]
@@ -263,6 +263,39 @@ def assign_grad(p: nn.Parameter, grad: torch.Tensor) -> None:
         _local(p.grad).copy_(_local(grad))
 
 
+@contextmanager
+def full_parameters(learner: Learner, wanted: Callable[[str], bool]) -> Iterator[None]:
+    """Within it, the sharded parameters whose name `wanted` accepts are plain full
+    Parameters carrying their full gradients (for code that reads and edits weights and
+    gradients in place, e.g. peft's AdaLoRA budget); on exit each process writes its
+    shard of the (possibly edited) weights back. Nothing happens when not sharded. A
+    collective: every process calls it, in the same order."""
+    if current(learner) is None:
+        yield
+        return
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    swapped = []
+    for mod_name, module in learner.model.named_modules():
+        for name, p in list(module._parameters.items()):
+            full_name = f"{mod_name}.{name}" if mod_name else name
+            if not isinstance(p, DTensor) or not wanted(full_name):
+                continue
+            plain = nn.Parameter(p.full_tensor().detach().clone(), requires_grad=p.requires_grad)
+            if p.grad is not None:
+                plain.grad = _full(p.grad)
+            module._parameters[name] = plain
+            swapped.append((module, name, p, plain))
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for module, name, p, plain in swapped:
+                mine = distribute_tensor(plain, p.device_mesh, p.placements, src_data_rank=None)
+                _local(p).copy_(mine.to_local())
+                module._parameters[name] = p
+
+
 def release(learner: Learner) -> None:
     """Ends the task's sharding: every parameter becomes a plain full tensor again (a
     collective: every process calls it, in the same parameter order)."""
@@ -337,6 +370,7 @@ __all__ = [
     "clip_grad_norm_",
     "enabled",
     "full",
+    "full_parameters",
     "gathered",
     "launched_with_fsdp",
     "load_optimizer_state",

@@ -1,0 +1,98 @@
+"""FSDP2 sharding (`TrainConfig(sharding="fsdp")`) on 2 CPU processes equals one process
+for the strategies that work inside the optimizer step or on gathered features:
+- SI, A-GEM, GEM: their per-step hooks read the step's gradients (and SI the weights),
+  which are shards under FSDP; they gather them (`sharding.full`, A-GEM/GEM's reference
+  gradients on the all-gathered weights, `sharding.assign_grad` keeps each process's
+  shard of the projection). MAS (importance between tasks, on the gathered model) too.
+- NCM, FeCAM, RanPAC, APER (stat_heads_worker.py) and SLCA (slca_worker.py): statistics
+  of features gathered across processes, from a backbone trained sharded.
+Each compared with the single-process run: ranks identical, weights/statistics within
+float summation noise, the accuracy matrix within 0.01 (below one test example in 13).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from test_two_processes import LOOSE, WORKER, _env, _load, _max_diff, _run, accelerate_launch
+
+pytestmark = [pytest.mark.distributed, pytest.mark.slow]  # about 4 min: 6 launches
+
+HERE = Path(__file__).parent
+CASES = ["si", "agem", "gem", "mas"]
+WEIGHT_ATOL = 1e-4  # float summation order differs between 1 and 2 processes
+ACC_ATOL = 0.01  # below one test example in 13: the matrices must be equal
+
+
+def _launch(worker: str, *args: str) -> list[str]:
+    cmd = accelerate_launch(*args)
+    cmd[cmd.index(WORKER)] = worker
+    return cmd
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fsdp_steps")
+    args = ["--epochs", "2"]  # as test_fsdp.py: half the DDP tests' CPU time
+    _run([sys.executable, WORKER, *CASES, "--out", str(root / "one"), *args], _env(False))
+    _run(
+        accelerate_launch(*CASES, "--sharding", "fsdp", "--out", str(root / "two"), *args),
+        _env(True),
+    )
+    return root
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_fsdp_step_hooks_equal_one_process(runs, case):
+    [(ref_info, ref)] = _load(runs / "one" / case)
+    (info0, t0), (info1, t1) = _load(runs / "two" / case)
+    for info in (info0, info1):
+        assert info["num_processes"] == 2
+        # sharded while training: about half the trainable elements (+ replicated heads)
+        assert info["held_fraction"] and all(0.4 < f < 0.8 for f in info["held_fraction"])
+    assert _max_diff(t0, t1, "model.") == 0.0  # the same gathered shards on both ranks
+    # GEM's quadratic program amplifies summation noise (test_two_processes.LOOSE, DDP)
+    assert _max_diff(ref, t0, "model.") < LOOSE.get(case, WEIGHT_ATOL)
+    np.testing.assert_allclose(info0["accuracy"], ref_info["accuracy"], atol=ACC_ATOL)
+
+
+def test_fsdp_statistic_heads_equal_one_process(tmp_path):
+    worker = str(HERE / "stat_heads_worker.py")
+    one, two = tmp_path / "one", tmp_path / "two"
+    _run([sys.executable, worker, "--out", str(one)], _env(False))
+    _run(_launch(worker, "--sharding", "fsdp", "--out", str(two)), _env(True))
+    ref = load_file(one / "rank0.safetensors")
+    ranks = [load_file(two / f"rank{r}.safetensors") for r in (0, 1)]
+    assert ref and ranks[0].keys() == ranks[1].keys() == ref.keys()
+    for name, value in ref.items():
+        assert torch.equal(ranks[0][name], ranks[1][name]), name  # same gathered sums
+        torch.testing.assert_close(ranks[0][name], value, rtol=1e-4, atol=1e-4)
+    accuracy = json.loads((one / "rank0.json").read_text())
+    for r in (0, 1):
+        got = json.loads((two / f"rank{r}.json").read_text())
+        assert got.keys() == accuracy.keys()
+        for case, matrix in accuracy.items():
+            np.testing.assert_allclose(got[case], matrix, atol=ACC_ATOL, err_msg=case)
+
+
+def test_fsdp_slca_equals_one_process(tmp_path):
+    worker = str(HERE / "slca_worker.py")
+    one, two = tmp_path / "one", tmp_path / "two"
+    _run([sys.executable, worker, str(one)], _env(False))
+    _run(_launch(worker, str(two), "fsdp"), _env(True))
+    [(ref_info, ref)] = _load(one)
+    (info0, r0), (_, r1) = _load(two)
+    assert info0["num_processes"] == 2
+    for key in (k for k in r0 if k.startswith(("slca.", "model."))):
+        assert torch.equal(r0[key], r1[key]), key
+    torch.testing.assert_close(r0["slca.count"], ref["slca.count"], rtol=0, atol=0)
+    torch.testing.assert_close(r0["slca.sum"], ref["slca.sum"], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(r0["slca.outer"], ref["slca.outer"], rtol=1e-4, atol=1e-4)
+    assert _max_diff(ref, r0, "model.") < WEIGHT_ATOL
+    np.testing.assert_allclose(info0["accuracy"], ref_info["accuracy"], atol=ACC_ATOL)
