@@ -13,7 +13,8 @@ Cases (names on the command line):
                  are used only by some batches, so DDP must allow unused parameters)
     adapters     class-incremental, LoRA, TaskAdapters (a fresh adapter and head per task)
     lwf          task-incremental, LoRA, LwF + Replay (old heads in the distillation term)
-    lwf@LR       the same with learning rate LR
+    lwf@K=V,..   the same with LwF's alpha/temperature, scenario=class, or TrainConfig
+                 fields (lr=...)
     olora        class-incremental, O-LoRA (penalty on LoRA weights; merges after each task)
     fisher       EWC's empirical Fisher of task 0 on the initial weights (nothing trained)
     naive        class-incremental, LoRA, no strategy
@@ -172,9 +173,11 @@ def build(case: str, sharding: str = "none", epochs: int = 4) -> tuple[petl.Lear
     elif case == "adapters":
         strategies = [petl.TaskAdapters()]
     elif case == "lwf" or case.startswith("lwf@"):  # old heads: only in the distillation
-        scenario, strategies = "task", [petl.LwF(), petl.Replay(memory=10)]
-        if case.startswith("lwf@"):  # lwf@LR: another learning rate
-            config["lr"] = float(case[4:])
+        given = dict(kv.split("=") for kv in case[4:].split(",")) if "@" in case else {}
+        lwf = {k: float(given.pop(k)) for k in ("alpha", "temperature") if k in given}
+        scenario = given.pop("scenario", "task")
+        config.update({k: float(v) for k, v in given.items()})  # e.g. lr
+        strategies = [petl.LwF(**lwf), petl.Replay(memory=10)]
     elif case == "olora":
         strategies = [petl.OLoRA(lam_orth=0.5, lam_l2=0.01)]
     elif case in ("naive", "full"):

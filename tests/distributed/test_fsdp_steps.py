@@ -3,7 +3,9 @@ for the strategies that work inside the optimizer step or on gathered features:
 - SI, A-GEM, GEM: their per-step hooks read the step's gradients (and SI the weights),
   which are shards under FSDP; they gather them (`sharding.full`, A-GEM/GEM's reference
   gradients on the all-gathered weights, `sharding.assign_grad` keeps each process's
-  shard of the projection). MAS (importance between tasks, on the gathered model) too.
+  shard of the projection). AdaLoRA's rank budget (peft's `update_and_allocate` after
+  every step) runs on gathered LoRA weights and gradients (`sharding.full_parameters`).
+  MAS (importance between tasks, on the gathered model) too.
 - NCM, FeCAM, RanPAC, APER (stat_heads_worker.py) and SLCA (slca_worker.py): statistics
   of features gathered across processes, from a backbone trained sharded.
 Each compared with the single-process run: ranks identical, weights/statistics within
@@ -22,10 +24,13 @@ import torch
 from safetensors.torch import load_file
 from test_two_processes import LOOSE, WORKER, _env, _load, _max_diff, _run, accelerate_launch
 
-pytestmark = [pytest.mark.distributed, pytest.mark.slow]  # about 4 min: 6 launches
+pytestmark = [
+    pytest.mark.distributed,
+    pytest.mark.slow,
+]  # about 7 min on 2 loaded cores: 6 launches
 
 HERE = Path(__file__).parent
-CASES = ["si", "agem", "gem", "mas"]
+CASES = ["si", "agem", "gem", "mas", "adalora"]
 WEIGHT_ATOL = 1e-4  # float summation order differs between 1 and 2 processes
 ACC_ATOL = 0.01  # below one test example in 13: the matrices must be equal
 
@@ -60,6 +65,16 @@ def test_fsdp_step_hooks_equal_one_process(runs, case):
     # GEM's quadratic program amplifies summation noise (test_two_processes.LOOSE, DDP)
     assert _max_diff(ref, t0, "model.") < LOOSE.get(case, WEIGHT_ATOL)
     np.testing.assert_allclose(info0["accuracy"], ref_info["accuracy"], atol=ACC_ATOL)
+
+
+def test_fsdp_adalora_budget_masks_the_ranks_of_one_process(runs):
+    [(_, ref)] = _load(runs / "one" / "adalora")
+    (_, t0), _ = _load(runs / "two" / "adalora")
+    keys = [k for k in ref if "lora_E" in k]
+    assert keys
+    masked = {k: (ref[k] == 0).tolist() for k in keys}  # the budget's choice of ranks
+    assert sum(sum(m) for m in masked.values()) > 0  # it did mask: the check is not vacuous
+    assert {k: (t0[k] == 0).tolist() for k in keys} == masked
 
 
 def test_fsdp_statistic_heads_equal_one_process(tmp_path):
