@@ -66,7 +66,9 @@ def current_grads(learner: Any) -> dict[str, torch.Tensor]:
     from petl.training import sharding
 
     return {
-        n: sharding.full(p.grad) if p.grad is not None else torch.zeros(p.shape, dtype=p.dtype)
+        n: sharding.full(p.grad)
+        if p.grad is not None
+        else torch.zeros(p.shape, dtype=p.dtype, device=p.device)
         for n, p in learner.trainable_parameters().items()
     }
 
