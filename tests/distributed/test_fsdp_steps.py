@@ -27,7 +27,7 @@ from test_two_processes import LOOSE, WORKER, _env, _load, _max_diff, _run, acce
 pytestmark = [
     pytest.mark.distributed,
     pytest.mark.slow,
-]  # about 7 min on 2 loaded cores: 6 launches
+]  # 4-7 min on 2 shared cores: 6 launches
 
 HERE = Path(__file__).parent
 CASES = ["si", "agem", "gem", "mas", "adalora"]
