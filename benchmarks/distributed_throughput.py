@@ -145,9 +145,6 @@ def worker(args: argparse.Namespace) -> None:
         progress=False,
         mixed_precision=args.precision,
         sharding=args.sharding,
-        # full fine-tuning under DDP: MiniLM's own (mean) pooling leaves BERT's pooler
-        # without gradient, which DDP refuses; the pooler output keeps every weight used
-        pooling="head" if method is None else "auto",
     )
     learner = petl.Learner(
         model,

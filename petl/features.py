@@ -107,6 +107,25 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor
     raise unknown_choice("pooling", pooling, POOLINGS[1:])
 
 
+def freeze_unused_pooler(backbone: Any, pooling: str) -> list[str]:
+    """Freezes the model's own pooler (e.g. BERT's dense + tanh over [CLS], which only its
+    classification head reads) when the heads see pooled hidden states ("mean", "cls",
+    "last"): it never gets a gradient then, so trainable it would be counted, handed to
+    AdamW for nothing, and refused by DDP ("parameters that did not receive grad").
+    Returns the names frozen."""
+    if pooling == "head":
+        return []
+    frozen = []
+    for name, module in backbone.named_modules():
+        if name.rsplit(".", 1)[-1] != "pooler":
+            continue
+        for pname, p in module.named_parameters():
+            if p.requires_grad:
+                p.requires_grad_(False)
+                frozen.append(f"{name}.{pname}")
+    return frozen
+
+
 def backbone_features(
     backbone: Any, batch: dict[str, torch.Tensor], pooling: str = "head"
 ) -> torch.Tensor:

@@ -55,11 +55,12 @@ class ClassificationFamily:
         return "accuracy"
 
     def build_model(self, learner: Any, backbone: nn.Module) -> nn.Module:
-        from petl.features import resolve_pooling
+        from petl.features import freeze_unused_pooler, resolve_pooling
 
         pooling = resolve_pooling(learner.config.pooling, learner.source, backbone)
         model = build_head_model(learner, backbone)
         model.pooling = pooling
+        freeze_unused_pooler(backbone, pooling)  # no gradient reaches it: not trainable
         return model
 
     def encode(self, learner: Any, t: int, examples: Sequence[Any]) -> list[Encoded]:

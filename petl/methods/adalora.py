@@ -17,6 +17,7 @@ class AdaLoRABudget:
     """The `loss` and `after_step` hooks of a peft AdaLoRA model."""
 
     name = "adalora_budget"
+    shard_aware = True  # gathers the LoRA weights and gradients under FSDP
 
     def __init__(self, adalora: Any) -> None:
         self.adalora = adalora
@@ -32,7 +33,12 @@ class AdaLoRABudget:
         return loss + orth_loss(self.adalora)
 
     def after_step(self, learner: Any) -> None:
-        self.adalora.update_and_allocate(learner.global_step)
+        from petl.training import sharding
+
+        # under FSDP peft reads and masks full LoRA weights and gradients (gathered, then
+        # each process keeps its shard of the masked weights)
+        with sharding.full_parameters(learner, lambda name: "lora_" in name):
+            self.adalora.update_and_allocate(learner.global_step)
 
 
 def orth_loss(adalora: Any) -> torch.Tensor | float:

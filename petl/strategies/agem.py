@@ -15,7 +15,7 @@ from petl.strategies.base import Strategy
 from petl.strategies.memory_grads import (
     current_grads,
     flat,
-    memory_gradient,
+    reference_gradient,
     sample_items,
     set_grads,
 )
@@ -28,6 +28,7 @@ class AGEM(Strategy):
     policy (storage policy), seed."""
 
     name = "agem"
+    shard_aware = True  # works on gathered gradients under FSDP (memory_grads)
 
     def __init__(
         self,
@@ -49,9 +50,9 @@ class AGEM(Strategy):
         rows = learner.item_rows(
             sample_items(items, self.sample_size, self.seed, learner.global_step)
         )
-        params = learner.trainable_parameters()
-        ref = flat(memory_gradient(learner, rows), params)  # type: ignore[arg-type]
-        g = flat(current_grads(learner), params)
+        grads = current_grads(learner)  # full gradients, also under FSDP
+        ref = flat(reference_gradient(learner, rows), grads)  # type: ignore[arg-type]
+        g = flat(grads, grads)  # type: ignore[arg-type]
         dot = g @ ref
         if dot < 0:
             set_grads(learner, g - dot / (ref @ ref).clamp(min=1e-12) * ref)

@@ -19,7 +19,7 @@ from petl.strategies.base import Strategy
 from petl.strategies.memory_grads import (
     current_grads,
     flat,
-    memory_gradient,
+    reference_gradient,
     sample_items,
     set_grads,
 )
@@ -44,6 +44,7 @@ class GEM(Strategy):
     """GEM. Args: patterns_per_task (memory per past task), memory_strength, seed."""
 
     name = "gem"
+    shard_aware = True  # works on gathered gradients under FSDP (memory_grads)
 
     def __init__(
         self, patterns_per_task: int = 32, memory_strength: float = 0.5, seed: int = 0
@@ -72,12 +73,12 @@ class GEM(Strategy):
     def before_step(self, learner: Any) -> None:
         if not self._memories:
             return
-        params = learner.trainable_parameters()
+        grads = current_grads(learner)  # full gradients, also under FSDP
         past = [
-            flat(memory_gradient(learner, learner.item_rows([tuple(i) for i in items])), params)  # type: ignore[arg-type]
+            flat(reference_gradient(learner, learner.item_rows([tuple(i) for i in items])), grads)  # type: ignore[arg-type]
             for items in self._memories
         ]
-        g = flat(current_grads(learner), params)
+        g = flat(grads, grads)  # type: ignore[arg-type]
         memories = torch.stack(past)
         if (memories @ g < 0).any():
             set_grads(learner, project(g.cpu(), memories.cpu(), self.memory_strength))

@@ -6,7 +6,12 @@ and the shared pieces of strategies that keep a memory of examples.
 parameters' `.grad` (the step being taken) untouched and fires no DDP hooks. Every
 process computes it on all the rows, so every process gets the same reference gradient
 and no communication is needed. `flat`/`unflat` move between per-parameter gradients and
-the one vector the projections work on."""
+the one vector the projections work on.
+
+Under FSDP (petl.training.sharding) the hooks work on FULL tensors: `memory_gradient` runs
+inside `sharding.gathered` (the model holds all-gathered weights), `current_grads`
+gathers the gradient shards, and `set_grads` keeps each process's shard of the projected
+vector. The projection is then computed identically on every process, as under DDP."""
 
 from __future__ import annotations
 
@@ -56,18 +61,33 @@ def flat(grads: dict[str, torch.Tensor | None], like: dict[str, torch.Tensor]) -
     )
 
 
-def current_grads(learner: Any) -> dict[str, torch.Tensor | None]:
-    return {n: p.grad for n, p in learner.trainable_parameters().items()}
+def current_grads(learner: Any) -> dict[str, torch.Tensor]:
+    """The step's full gradients (gathered from shards under FSDP; zeros where None)."""
+    from petl.training import sharding
+
+    return {
+        n: sharding.full(p.grad)
+        if p.grad is not None
+        else torch.zeros(p.shape, dtype=p.dtype, device=p.device)
+        for n, p in learner.trainable_parameters().items()
+    }
+
+
+def reference_gradient(learner: Any, rows: list[Any]) -> dict[str, torch.Tensor]:
+    """`memory_gradient` on the full weights (all-gathered while it runs under FSDP)."""
+    from petl.training import sharding
+
+    with sharding.gathered(learner):
+        return memory_gradient(learner, rows)
 
 
 def set_grads(learner: Any, vector: torch.Tensor) -> None:
-    """Writes a flat gradient back into the parameters' `.grad`."""
+    """Writes a flat (full) gradient back into the parameters' `.grad` (each process
+    keeps its shard under FSDP)."""
+    from petl.training import sharding
+
     start = 0
     for p in learner.trainable_parameters().values():
-        size = p.numel()
-        g = vector[start : start + size].view_as(p).to(p.dtype)
-        if p.grad is None:
-            p.grad = g.clone()
-        else:
-            p.grad.copy_(g)
+        size = p.numel()  # the full size, also for a sharded parameter
+        sharding.assign_grad(p, vector[start : start + size])
         start += size

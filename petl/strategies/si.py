@@ -19,12 +19,14 @@ import torch
 from petl.errors import ConfigError
 from petl.strategies.base import Strategy
 from petl.strategies.state import pack, unpack
+from petl.training import sharding
 
 
 class SI(Strategy):
     """SI penalty. Args: lam (strength c), xi (damping of the denominator)."""
 
     name = "si"
+    shard_aware = True  # gathers the step's gradients and weights under FSDP
 
     def __init__(self, lam: float = 1.0, xi: float = 1e-3) -> None:
         if lam < 0 or xi <= 0:
@@ -43,16 +45,18 @@ class SI(Strategy):
 
     def before_step(self, learner: Any) -> None:
         # w -= g * (theta_new - theta_old): the g * theta_old half now, the rest after
+        # sharding.full: under FSDP the step's gradients and weights are gathered, so the
+        # path integral is the full one, as in one process (plain tensors pass through)
         self._grad = {}
         for n, p in learner.trainable_parameters().items():
             if p.grad is not None and n in self._w:
-                self._grad[n] = p.grad.detach().clone()
-                self._w[n] += self._grad[n] * p.detach()
+                self._grad[n] = sharding.full(p.grad.detach()).clone()
+                self._w[n] += self._grad[n] * sharding.full(p.detach())
 
     def after_step(self, learner: Any) -> None:
         params = learner.trainable_parameters()
         for n, g in self._grad.items():
-            self._w[n] -= g * params[n].detach()
+            self._w[n] -= g * sharding.full(params[n].detach())
         self._grad = {}
 
     def after_task(self, learner: Any, t: int) -> None:

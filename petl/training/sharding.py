@@ -29,6 +29,8 @@ One process: sharding is a no-op (nothing to shard across)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -84,12 +86,15 @@ def check(learner: Learner) -> None:
             "epoch's weights would be kept as shards). Train a fixed number of epochs, or "
             "use sharding='none' (DDP)."
         )
-    # petl's own per-step hooks (SI, A-GEM, GEM, AdaLoRA's budget) read gradients or
-    # weights, which are shards during a sharded step; a user's hook is the user's call.
+    # petl's own per-step hooks read gradients or weights, which are shards during a
+    # sharded step. SI, A-GEM, GEM and AdaLoRA's budget gather them (`full`, `gathered`,
+    # `assign_grad`, `full_parameters`) and say so with `shard_aware = True`; any other
+    # is refused. A user's hook is the user's call.
     stepping = [
         getattr(s, "name", type(s).__name__)
         for s in [*learner.strategies, *learner.hooks.method]
         if type(s).__module__.startswith("petl.")
+        and not getattr(s, "shard_aware", False)
         and (_overrides(s, "before_step") or _overrides(s, "after_step"))
     ]
     if stepping:
@@ -220,6 +225,77 @@ def _full(t: torch.Tensor) -> torch.Tensor:
     return t.full_tensor() if isinstance(t, DTensor) else t
 
 
+def full(t: torch.Tensor) -> torch.Tensor:
+    """The whole tensor of a sharded parameter or gradient (a collective: every process
+    calls it, in the same order); a plain tensor as it is."""
+    return _full(t)
+
+
+@contextmanager
+def gathered(learner: Learner) -> Iterator[None]:
+    """Within it, the model holds full (all-gathered) plain parameters, e.g. for a forward
+    and `torch.autograd.grad` on remembered examples in a per-step hook (A-GEM, GEM);
+    resharded on exit. Nothing happens when not sharded. A collective."""
+    run = current(learner)
+    if run is None:
+        yield
+        return
+    step: Any = run.step  # an FSDPModule since `prepare`
+    step.unshard()  # FSDP2 sets the full parameters on the modules
+    try:
+        yield
+    finally:
+        step.reshard()
+
+
+def assign_grad(p: nn.Parameter, grad: torch.Tensor) -> None:
+    """Sets `p.grad` from a FULL gradient that every process holds identically: a sharded
+    parameter keeps only its own shard of it."""
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    grad = grad.detach().to(p.dtype).view(p.shape)
+    if isinstance(p, DTensor):
+        # every process holds the same full tensor: slice locally, no communication
+        grad = distribute_tensor(grad, p.device_mesh, p.placements, src_data_rank=None)
+    if p.grad is None:
+        p.grad = grad.clone()
+    else:
+        _local(p.grad).copy_(_local(grad))
+
+
+@contextmanager
+def full_parameters(learner: Learner, wanted: Callable[[str], bool]) -> Iterator[None]:
+    """Within it, the sharded parameters whose name `wanted` accepts are plain full
+    Parameters carrying their full gradients (for code that reads and edits weights and
+    gradients in place, e.g. peft's AdaLoRA budget); on exit each process writes its
+    shard of the (possibly edited) weights back. Nothing happens when not sharded. A
+    collective: every process calls it, in the same order."""
+    if current(learner) is None:
+        yield
+        return
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    swapped = []
+    for mod_name, module in learner.model.named_modules():
+        for name, p in list(module._parameters.items()):
+            full_name = f"{mod_name}.{name}" if mod_name else name
+            if not isinstance(p, DTensor) or not wanted(full_name):
+                continue
+            plain = nn.Parameter(p.full_tensor().detach().clone(), requires_grad=p.requires_grad)
+            if p.grad is not None:
+                plain.grad = _full(p.grad)
+            module._parameters[name] = plain
+            swapped.append((module, name, p, plain))
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for module, name, p, plain in swapped:
+                mine = distribute_tensor(plain, p.device_mesh, p.placements, src_data_rank=None)
+                _local(p).copy_(mine.to_local())
+                module._parameters[name] = p
+
+
 def release(learner: Learner) -> None:
     """Ends the task's sharding: every parameter becomes a plain full tensor again (a
     collective: every process calls it, in the same parameter order)."""
@@ -288,10 +364,14 @@ def shard_fraction(params: list[nn.Parameter]) -> float:
 
 __all__ = [
     "MODES",
+    "assign_grad",
     "check",
     "checkpoint_parts",
     "clip_grad_norm_",
     "enabled",
+    "full",
+    "full_parameters",
+    "gathered",
     "launched_with_fsdp",
     "load_optimizer_state",
     "prepare",

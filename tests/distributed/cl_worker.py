@@ -13,6 +13,8 @@ Cases (names on the command line):
                  are used only by some batches, so DDP must allow unused parameters)
     adapters     class-incremental, LoRA, TaskAdapters (a fresh adapter and head per task)
     lwf          task-incremental, LoRA, LwF + Replay (old heads in the distillation term)
+    lwf@K=V,..   the same with LwF's alpha/temperature, scenario=class, or TrainConfig
+                 fields (lr=...)
     olora        class-incremental, O-LoRA (penalty on LoRA weights; merges after each task)
     fisher       EWC's empirical Fisher of task 0 on the initial weights (nothing trained)
     naive        class-incremental, LoRA, no strategy
@@ -20,6 +22,7 @@ Cases (names on the command line):
     ewc_full     class-incremental, full fine-tuning, EWC (Fisher and anchors of every weight)
     si, mas, agem, gem, der, er_ace, icarl, gdumb, cumulative
                  class-incremental, LoRA, one strategy of the catalog (CATALOG below)
+    adalora      class-incremental, AdaLoRA (its rank budget step after every step)
     stop@T.S:D   the "class" case checkpointing every 2 steps into <checkpoint-root>/D,
                  killed at task T after S optimizer steps of it (S=0: before it starts)
     resume:D     the "class" case resumed from <checkpoint-root>/D
@@ -169,8 +172,12 @@ def build(case: str, sharding: str = "none", epochs: int = 4) -> tuple[petl.Lear
         scenario, strategies = "task", [petl.Replay(memory=10)]
     elif case == "adapters":
         strategies = [petl.TaskAdapters()]
-    elif case == "lwf":  # old heads are used only by the distillation term
-        scenario, strategies = "task", [petl.LwF(), petl.Replay(memory=10)]
+    elif case == "lwf" or case.startswith("lwf@"):  # old heads: only in the distillation
+        given = dict(kv.split("=") for kv in case[4:].split(",")) if "@" in case else {}
+        lwf = {k: float(given.pop(k)) for k in ("alpha", "temperature") if k in given}
+        scenario = given.pop("scenario", "task")
+        config.update({k: float(v) for k, v in given.items()})  # e.g. lr
+        strategies = [petl.LwF(**lwf), petl.Replay(memory=10)]
     elif case == "olora":
         strategies = [petl.OLoRA(lam_orth=0.5, lam_l2=0.01)]
     elif case in ("naive", "full"):
@@ -179,6 +186,10 @@ def build(case: str, sharding: str = "none", epochs: int = 4) -> tuple[petl.Lear
         strategies = [petl.EWC(lam=100.0, fisher_samples=21)]
     elif case in CATALOG:
         strategies = CATALOG[case]()
+    elif case == "adalora":  # the method's budget step edits weights after every step
+        strategies = []
+        options = {"init_r": 4, "target_r": 2, "tinit": 1, "tfinal": 1, "deltaT": 1}
+        options["target_modules"] = ["query", "value"]
     elif case.startswith(("stop@", "resume")):
         config["checkpoint_every"] = 2
         if case.startswith("stop@"):
@@ -200,7 +211,7 @@ def build(case: str, sharding: str = "none", epochs: int = 4) -> tuple[petl.Lear
     learner = petl.Learner(
         model,
         tokenizer=make_tokenizer(),
-        method=None if full else "lora",
+        method=None if full else ("adalora" if case == "adalora" else "lora"),
         method_options=None if full else options,
         strategies=strategies,
         config=petl.TrainConfig(**config),

@@ -16,7 +16,7 @@ from cl_worker import make_model, make_stream, make_tokenizer, save
 import petl
 
 
-def main(out: str) -> int:
+def main(out: str, sharding: str = "none") -> int:
     torch.set_num_threads(1)
     learner = petl.Learner(
         make_model(),
@@ -33,6 +33,7 @@ def main(out: str) -> int:
             num_threads=1,
             progress=False,
             warmup_ratio=0.0,
+            sharding=sharding,  # "fsdp": tests/distributed/test_fsdp_steps.py
         ),
     )
     results = learner.fit(make_stream("class"))
@@ -59,4 +60,4 @@ def main(out: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(*sys.argv[1:3]))

@@ -32,6 +32,7 @@ CASES = {
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--sharding", default="none", help="TrainConfig.sharding")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     tensors: dict[str, torch.Tensor] = {}
@@ -40,7 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     for case, make in CASES.items():
         strategy = make()
         config = petl.TrainConfig(
-            epochs=2, batch_size=8, eval_batch_size=8, lr=1e-2, progress=False, pooling="mean"
+            epochs=2,
+            batch_size=8,
+            eval_batch_size=8,
+            lr=1e-2,
+            progress=False,
+            pooling="mean",
+            sharding=args.sharding,
         )
         learner = petl.Learner(make_model(), make_tokenizer(), strategies=[strategy], config=config)
         results = learner.fit(make_stream("class"))

@@ -57,9 +57,28 @@ def test_unsupported_combinations_fail_before_training(monkeypatch):
     monkeypatch.delenv("ACCELERATE_USE_FSDP", raising=False)
     with pytest.raises(ConfigError, match="early_stopping_patience"):
         sharding.check(_learner(early_stopping_patience=1))
-    with pytest.raises(ConfigError, match="si"):
-        sharding.check(_learner([petl.SI(lam=1.0)]))
+    with pytest.raises(ConfigError, match="unaware"):
+        sharding.check(_learner([_Unaware()]))
     sharding.check(_learner([petl.EWC(), petl.Replay(), petl.LwF()]))  # supported
+    # per-step hooks that gather the sharded tensors (tests/distributed/test_fsdp_steps.py)
+    from petl.methods.adalora import AdaLoRABudget
+
+    stepping = _learner([petl.SI(lam=1.0), petl.AGEM(), petl.GEM()])
+    stepping.hooks.method = [AdaLoRABudget(None)]
+    sharding.check(stepping)
+
+
+class _Unaware(petl.Strategy):
+    """A petl per-step hook that would read shards without gathering them (none ships:
+    every one of petl's declares `shard_aware`); refused under FSDP."""
+
+    name = "unaware"
+
+    def before_step(self, learner) -> None:
+        pass
+
+
+_Unaware.__module__ = "petl.strategies.unaware"  # check() judges petl's own hooks only
 
 
 def test_benchmark_settings_syntax():
