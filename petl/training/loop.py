@@ -93,7 +93,7 @@ def prepare(learner: Learner, optimizer: torch.optim.Optimizer) -> tuple[Any, An
     acc = learner.accelerator
     acc.free_memory()
     if sharding.enabled(learner):  # petl's own FSDP2 wrapping (petl.training.sharding)
-        return sharding.prepare(learner, optimizer)
+        return sharding.prepare(learner, optimizer, TrainStep(learner))
     heads = getattr(learner.model, "heads", None)  # causal LMs have none
     route = heads is not None and heads.mode == "route"
     if route and acc.num_processes > 1 and getattr(acc, "ddp_handler", "unset") is None:

@@ -105,24 +105,23 @@ def check(learner: Learner) -> None:
 
 
 def _overrides(obj: Any, hook: str) -> bool:
-    from petl.strategies.base import Strategy
-
+    # The Strategy base's no-op defaults carry the protocol's `petl_no_op` mark.
     method = getattr(type(obj), hook, None)
-    return method is not None and method is not getattr(Strategy, hook, None)
+    return method is not None and not getattr(method, "petl_no_op", False)
 
 
 def current(learner: Learner) -> Run | None:
     return learner.__dict__.get(_KEY)
 
 
-def prepare(learner: Learner, optimizer: torch.optim.Optimizer) -> tuple[nn.Module, Any]:
-    """Shards a fresh `TrainStep` and points `optimizer` (built over the plain parameters,
+def prepare(
+    learner: Learner, optimizer: torch.optim.Optimizer, step: nn.Module
+) -> tuple[nn.Module, Any]:
+    """Shards `step` (a fresh `TrainStep` of petl.training.loop) and points `optimizer` (built over the plain parameters,
     still without state) at the sharded ones. Returns (step module, optimizer)."""
     import torch.distributed as dist
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
-
-    from petl.training.loop import TrainStep
 
     check(learner)
     model = learner.model
@@ -130,7 +129,6 @@ def prepare(learner: Learner, optimizer: torch.optim.Optimizer) -> tuple[nn.Modu
     heads = {p for n, p in model.named_parameters() if n.startswith("heads.")}
     device = learner.accelerator.device
     mesh = init_device_mesh(device.type, (dist.get_world_size(),))
-    step = TrainStep(learner)
     fully_shard(step, mesh=mesh, ignored_params=heads)
     now = dict(model.named_parameters())
     for group in optimizer.param_groups:  # no state yet: only the tensors change
