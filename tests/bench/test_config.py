@@ -152,7 +152,6 @@ def test_default_config_compares_the_required_runs():
         ("lora", ()),
         ("lora", ("ewc",)),
         ("lora", ("replay",)),
-        ("lora", ("replay", "wa")),
         ("lora", ("olora",)),
         ("lora", ("slca",)),
         ("lora", ("ncm",)),
