@@ -111,6 +111,10 @@ def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row["peak_rss_mb"], _ = _mean_std([r["info"].get("peak_rss_mb") for r in results])
         for key in ("optimizer_steps", "head_passes_per_task", "state_floats"):
             row[key] = results[0]["info"].get(key)
+        if row["optimizer_steps"] == 0:
+            # A statistic head over a frozen backbone: the LoRA (or head) that requires
+            # grad was never stepped, so nothing was trained.
+            row["trainable_params"] = 0
         rows.append(row)
     return rows
 
@@ -264,7 +268,8 @@ def markdown(report: dict[str, Any]) -> str:
         "avg acc: mean accuracy over all tasks after the last one; forgetting: best earlier "
         "accuracy minus final, averaged over all but the last task; BWT: final minus "
         "just-trained accuracy; diagonal: mean accuracy on each task right after training "
-        "it (plasticity); trainable: parameters the optimizer updates at the end; wall s: "
+        "it (plasticity); trainable: parameters the optimizer updates (0 when the run takes "
+        "no optimizer step, e.g. a statistic head on a frozen backbone); wall s: "
         "wall time of the cell; cpu s: CPU time of the cell's process (the steadier figure "
         "on a shared machine); peak MB: peak resident memory of the cell's process "
         "(libraries included); steps: optimizer steps of the whole run; head fwd: forward "

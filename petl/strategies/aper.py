@@ -2,7 +2,8 @@
 then freeze it and classify with a statistic head on the adapted features, optionally
 concatenated with the pretrained ones (Zhou et al., IJCV 2024, "Revisiting
 Class-Incremental Learning with Pre-Trained Models: Generalizability and Adaptivity are
-All You Need"; with a RanPAC head this is the full RanPAC recipe)."""
+All You Need"; with a FeCAM head it is close to FeCAM with first-session adaptation,
+Goswami et al., NeurIPS 2023; with a RanPAC head, to RanPAC's recipe)."""
 
 from __future__ import annotations
 
@@ -34,20 +35,24 @@ class APER(Strategy):
     only add their statistics.
 
     Args:
-        head: "ranpac" (default; the best head in petl's measurements), "fecam" or "ncm".
+        head: "fecam" (default: FeCAM's shared-covariance Mahalanobis head, the best or tied
+            head on adapted + pretrained features in every stream measured, see
+            docs/strategies.md; state C d + d^2 floats), "ranpac" or "ncm" (the paper's
+            prototype head).
         adapt_tasks: Tasks trained by gradient before freezing (the paper adapts on the
             first task only).
         pretrained_features: Concatenate the pretrained (adapter-disabled) features with
             the adapted ones, as APER does; needs a peft method (adapters that can be
             switched off).
-        head_options: Options of the head, e.g. {"dims": 4000} for RanPAC.
+        head_options: Options of the head, e.g. {"shrink": 0.2} for FeCAM or {"dims": 4000}
+            for RanPAC.
     """
 
     name = "aper"
 
     def __init__(
         self,
-        head: str = "ranpac",
+        head: str = "fecam",
         adapt_tasks: int = 1,
         pretrained_features: bool = True,
         head_options: dict[str, Any] | None = None,

@@ -43,6 +43,10 @@ def test_statistic_head_rows_report_their_costs(write_config, tmp_path, capsys):
     assert rows["RanPAC (frozen)"]["optimizer_steps"] == 0
     assert rows["APER (LoRA)"]["optimizer_steps"] > 0
     assert rows["APER (LoRA)"]["head_passes_per_task"] == 2  # adapted + pretrained features
+    # A frozen backbone's LoRA requires grad but is never stepped: nothing was trained.
+    assert rows["NCM (frozen)"]["trainable_params"] == 0
+    assert rows["RanPAC (frozen)"]["trainable_params"] == 0
+    assert rows["APER (LoRA)"]["trainable_params"] > 0  # its LoRA trained on task 1
     hidden = 32  # the tiny BERT's feature width
     classes = len({label for t in report["stream"]["tasks"] for label in t["labels"]})
     assert rows["NCM (frozen)"]["state_floats"] == classes * hidden + classes
