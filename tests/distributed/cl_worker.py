@@ -242,8 +242,8 @@ def run(
     held: list[float] = []  # fraction of the trainable weights this process holds, per task
     original_prepare = shard_mod.prepare
 
-    def recording_prepare(learner, optimizer):
-        out = original_prepare(learner, optimizer)
+    def recording_prepare(learner, optimizer, *rest):
+        out = original_prepare(learner, optimizer, *rest)
         trainable = [p for p in learner.model.parameters() if p.requires_grad]
         held.append(shard_mod.shard_fraction(trainable))
         return out

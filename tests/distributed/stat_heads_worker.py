@@ -25,7 +25,7 @@ CASES = {
     "ncm": lambda: petl.NCM(),
     "fecam": lambda: petl.FeCAM(covariance="class"),
     "ranpac": lambda: petl.RanPAC(dims=64),
-    "aper": lambda: petl.APER(head_options={"dims": 64}),
+    "aper": lambda: petl.APER(head="ranpac", head_options={"dims": 64}),
 }
 
 
