@@ -131,7 +131,7 @@ def test_fsdp_slca_equals_one_process(tmp_path):
     (info0, r0), (_, r1) = _load(two)
     assert info0["num_processes"] == 2
     for key in (k for k in r0 if k.startswith(("slca.", "model."))):
-        assert torch.equal(r0[key], r1[key]), key
+        assert torch.equal(r0[key], r1[key]), key  # all-reduced: the same bits on every rank
     torch.testing.assert_close(r0["slca.count"], ref["slca.count"], rtol=0, atol=0)
     torch.testing.assert_close(r0["slca.sum"], ref["slca.sum"], rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(r0["slca.outer"], ref["slca.outer"], rtol=1e-4, atol=1e-4)
