@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import sys
 from typing import Any
@@ -12,19 +11,17 @@ import pytest
 
 pytest.importorskip("avalanche")
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "cl"))
-
 from avalanche.benchmarks.scenarios.dataset_scenario import (
     benchmark_from_datasets,
 )
 from avalanche.benchmarks.utils.classification_dataset import (
     _make_taskaware_classification_dataset,
 )
-from cl_data import class_examples, make_bert, make_tokenizer
 
 import petl
 from petl.errors import ConfigError, DataError
 from petl.interop.avalanche import stream_from_benchmark
+from tests.cl.cl_data import class_examples, make_bert, make_tokenizer
 
 NAMES = ["sports", "money", "cats", "dogs"]
 

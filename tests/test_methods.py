@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 import torch
-from tiny_models import batch, make_model
 
 import petl
 from petl.errors import ConfigError
+from tests.tiny_models import batch, make_model
 
 HEADS = ("classifier", "score", "classification_head")
 ADAPTER_MARKERS = {

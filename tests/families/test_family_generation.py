@@ -11,7 +11,6 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
-from family_data import causal_lm, gen_stream, word_tokenizer
 
 import petl
 from petl.errors import ConfigError, DataError
@@ -30,6 +29,7 @@ from petl.families.generation import (
     normalize,
     token_logprobs,
 )
+from tests.families.family_data import causal_lm, gen_stream, word_tokenizer
 
 CL_BENCHMARK = os.path.join(
     os.path.dirname(__file__), "..", "..", "..", "shared", "data", "cl_benchmark"

@@ -10,7 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from family_data import (
+
+import petl
+from petl.families.generation import GenerationFamily
+from tests.families.family_data import (
     bert_tagger,
     causal_lm,
     gen_stream,
@@ -18,9 +21,6 @@ from family_data import (
     word_tokenizer,
     wordpiece_tokenizer,
 )
-
-import petl
-from petl.families.generation import GenerationFamily
 
 STRATEGIES: dict[str, Callable[[], list[Any]]] = {
     "naive": lambda: [],
