@@ -10,8 +10,9 @@ from typing import Any
 from torch import nn
 
 from petl.errors import CheckpointError, ConfigError, IncompatibleModelError
+from petl.heads import HEAD_MODULES
 from petl.integrity import safetensors_problem, sha256_file
-from petl.methods import METHODS, get_method, peft_methods
+from petl.methods import get_method, peft_methods, spec_of_peft_type
 from petl.methods.native import CONFIG_NAME, WEIGHTS_NAME, NativeConfig, PetlModel
 from petl.methods.present import refuse_adapted, refuse_mixed
 from petl.methods.signature import META_NAME, check_meta, save_meta
@@ -24,7 +25,6 @@ _TASK_SUFFIXES = {
     "ForConditionalGeneration": "SEQ_2_SEQ_LM",
     "ForQuestionAnswering": "QUESTION_ANS",
 }
-HEAD_NAMES = ["classifier", "score", "classification_head"]
 
 
 def infer_task_type(model: nn.Module) -> str | None:
@@ -35,7 +35,7 @@ def infer_task_type(model: nn.Module) -> str | None:
 
 def head_modules(model: nn.Module) -> list[str]:
     """Names of the task head(s) that must stay trainable and be saved with the adapter."""
-    return [n for n in HEAD_NAMES if isinstance(getattr(model, n, None), nn.Module)]
+    return [n for n in HEAD_MODULES if isinstance(getattr(model, n, None), nn.Module)]
 
 
 def apply(
@@ -118,10 +118,11 @@ def _apply_native(model: nn.Module, config: NativeConfig, task_type: str | None)
     config.task_type = config.task_type or task_type
     for param in model.parameters():
         param.requires_grad = False
-    METHODS[config.method].inject(model, config)
+    spec = get_method(config.method)
+    spec.inject(model, config)
     for name, param in model.named_parameters():
         parts = name.split(".")
-        if any(p.startswith(("bottleneck_", "bitfit_")) for p in parts) or any(
+        if any(p.startswith(spec.prefix) for p in parts) or any(
             p in config.modules_to_save for p in parts
         ):
             param.requires_grad = True
@@ -183,7 +184,8 @@ def load(
 
     # peft refuses to load prompt-learning adapters as trainable: load them frozen, then
     # unfreeze the saved prompt embeddings (all peft saves; p_tuning's MLP is not kept).
-    prompt = data.get("peft_type") in ("PROMPT_TUNING", "PREFIX_TUNING", "P_TUNING")
+    peft_spec = spec_of_peft_type(str(data.get("peft_type", "")))
+    prompt = peft_spec is not None and peft_spec.prefix == "prompt_encoder"
     if prompt:
         _check_prompt_sizes(base_model, data, directory)
     try:
@@ -206,10 +208,9 @@ def load(
             param.requires_grad = "prompt_encoder" in name or "modules_to_save" in name
     if not is_trainable:
         model.requires_grad_(False)  # peft leaves prompt-learning weights trainable
-        if data.get("peft_type") == "ADALORA":
-            # peft's AdaLoRA forward needs this name whenever a loss is computed (labels given)
-            tuner: Any = model.base_model
-            tuner.trainable_adapter_name = adapter_name
+    after_load = getattr(peft_spec.hook_module() if peft_spec else None, "after_load", None)
+    if after_load is not None:  # e.g. AdaLoRA's adapter name, see petl/methods/adalora.py
+        after_load(model, adapter_name, is_trainable)
     return model
 
 

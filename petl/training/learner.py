@@ -205,8 +205,11 @@ class Learner:
             from petl.api import apply
 
             options = dict(self.method_options)
-            if self.method == "adalora":
-                options.setdefault("total_step", self._steps_estimate(self.stream))
+            if isinstance(self.method, str):  # e.g. AdaLoRA's total_step (the registry's hooks)
+                from petl.methods import training_options
+
+                steps = self._steps_estimate(self.stream)
+                options = {**training_options(self.method, steps), **options}
             backbone = apply(backbone, self.method, **options)
         return backbone
 
