@@ -9,19 +9,21 @@ from typing import Any
 import numpy as np
 import pytest
 
-pytest.importorskip("avalanche")
+from tests.extras import need
 
-from avalanche.benchmarks.scenarios.dataset_scenario import (
+need("avalanche", "petl[avalanche]")  # before avalanche's imports, for a clear message
+
+from avalanche.benchmarks.scenarios.dataset_scenario import (  # noqa: E402
     benchmark_from_datasets,
 )
-from avalanche.benchmarks.utils.classification_dataset import (
+from avalanche.benchmarks.utils.classification_dataset import (  # noqa: E402
     _make_taskaware_classification_dataset,
 )
 
-import petl
-from petl.errors import ConfigError, DataError
-from petl.interop.avalanche import stream_from_benchmark
-from tests.cl.cl_data import class_examples, make_bert, make_tokenizer
+import petl  # noqa: E402
+from petl.errors import ConfigError, DataError  # noqa: E402
+from petl.interop.avalanche import stream_from_benchmark  # noqa: E402
+from tests.cl.cl_data import class_examples, make_bert, make_tokenizer  # noqa: E402
 
 NAMES = ["sports", "money", "cats", "dogs"]
 

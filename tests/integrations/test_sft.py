@@ -12,9 +12,10 @@ import pytest
 import petl
 from petl.families.generation import GenerationFamily
 from petl.integrations.transformers import ContinualCallback
+from tests.extras import need
 from tests.families.family_data import causal_lm, gen_stream, word_tokenizer
 
-trl = pytest.importorskip("trl", reason="TRL is the optional extra petl[trl]")
+trl = need("trl", "petl[trl]")
 
 pytestmark = pytest.mark.slow  # about 80 s: two runs of two tasks
 
