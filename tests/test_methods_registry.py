@@ -48,9 +48,8 @@ def _snake(name: str) -> str:
 
 @pytest.mark.parametrize("spec", PEFT_SPECS, ids=lambda s: s.name)
 def test_peft_spec_matches_peft(spec) -> None:
-    from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
+    from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING, PEFT_TYPE_TO_PREFIX_MAPPING
     from peft.utils import PeftType
-    from peft.mapping import PEFT_TYPE_TO_PREFIX_MAPPING
 
     peft_type = PeftType[spec.name.upper()]
     assert spec.config_class() is PEFT_TYPE_TO_CONFIG_MAPPING[peft_type]
