@@ -96,8 +96,15 @@ def _save_heads(model: nn.Module, config: Any) -> None:
     task_type = getattr(config, "task_type", None)
     own = ("classifier", "score") if task_type in ("SEQ_CLS", "TOKEN_CLS") else ()
     saved = list(getattr(config, "modules_to_save", None) or [])
+    if head_modules(model) and not hasattr(config, "modules_to_save"):
+        method = str(getattr(config.peft_type, "value", config.peft_type)).lower()
+        raise IncompatibleModelError(
+            f"peft's {method} cannot train or save a task head ({', '.join(head_modules(model))} "
+            f"of this {type(model).__name__}), so the classifier would stay random: use it on "
+            "a causal LM, or choose another method (e.g. 'lora')."
+        )
     heads = [h for h in head_modules(model) if h not in own and h not in saved]
-    if heads and hasattr(config, "modules_to_save"):
+    if heads:
         config.modules_to_save = saved + heads
 
 
@@ -205,7 +212,9 @@ def load(
         raise
     if is_trainable and prompt:
         for name, param in model.named_parameters():
-            param.requires_grad = "prompt_encoder" in name or "modules_to_save" in name
+            # (cartridge keeps its first tokens fixed: peft names them frozen_embedding)
+            prompt_weight = "prompt_encoder" in name and "frozen_" not in name
+            param.requires_grad = prompt_weight or "modules_to_save" in name
     if not is_trainable:
         model.requires_grad_(False)  # peft leaves prompt-learning weights trainable
     after_load = getattr(peft_spec.hook_module() if peft_spec else None, "after_load", None)

@@ -42,10 +42,12 @@ class MethodSpec:
         prefix: Start of the names of its weights (peft's tuner prefix), by which
             `summary`, `load` and the tests find what it trains.
         mergeable: It can fold into the base weights (`merge_and_unload`, `petl.export`).
+        unmerges: A merge can be undone (`unmerge_adapter`); OSF's cannot.
         targets: Target policy: "weights" (target_modules name layers; petl's defaults
             where peft has none; names that match nothing list candidates), "prompt"
             (virtual tokens, no targets), "prefix" (virtual keys/values: decoders only),
-            "native" (petl's own methods pick their layers).
+            "norms" (normalisation layers, all of them by default), "native" (petl's own
+            methods pick their layers).
         defaults: Options petl sets unless the user does.
         sized: Options whose default depends on the model: option -> f(ModelSize).
         required: Options without a sensible default: option -> what it is.
@@ -58,6 +60,7 @@ class MethodSpec:
     config: str
     prefix: str
     mergeable: bool = True
+    unmerges: bool = True
     targets: str = "weights"
     defaults: Mapping[str, Any] = field(default_factory=dict)
     sized: Mapping[str, Callable[[ModelSize], Any]] = field(default_factory=dict)
@@ -187,12 +190,12 @@ _peft("fourierft", "Trained spectral coefficients of the weight update", "Fourie
 _peft("waveft", "Trained wavelet coefficients of the weight update", "WaveFTConfig", "waveft_", sized={"n_frequency": lambda s: min(2592, s.hidden**2 // 4)})  # fmt: skip
 _peft("miss", "Shard-shared single matrix update (MiSS)", "MissConfig", "miss_", sized={"r": lambda s: min(64, s.hidden)})  # fmt: skip
 _peft("randlora", "Full-rank update from shared random low-rank bases", "RandLoraConfig", "randlora_")  # fmt: skip
-_peft("osf", "Orthogonal subspace fine-tuning: top singular directions frozen", "OSFConfig", "osf_")  # fmt: skip
+_peft("osf", "Orthogonal subspace fine-tuning: top singular directions frozen", "OSFConfig", "osf_", unmerges=False)  # fmt: skip
 _peft("c3a", "Circular-convolution adaptation", "C3AConfig", "c3a_", sized={"block_size": pow2_divisor(256)})  # fmt: skip
 _peft("shira", "Sparse high-rank adapter", "ShiraConfig", "shira_", sized={"r": lambda s: min(32, s.hidden // 4)})  # fmt: skip
 _peft("road", "Rotational adaptation (RoAd)", "RoadConfig", "road_", sized={"group_size": pow2_divisor(64)})  # fmt: skip
 _peft("vblora", "Low-rank factors mixed from a shared vector bank", "VBLoRAConfig", "vblora_", sized={"vector_length": pow2_divisor(256)})  # fmt: skip
-_peft("ln_tuning", "Layer-norm tuning", "LNTuningConfig", "ln_tuning_")
+_peft("ln_tuning", "Layer-norm tuning (every norm layer unless target_modules)", "LNTuningConfig", "ln_tuning_", targets="norms")  # fmt: skip
 _peft("adamss", "Adaptive multi-subspace low-rank update", "AdamssConfig", "adamss_")
 _peft("beft", "Bias-efficient fine-tuning (merges only into layers with a bias)", "BeftConfig", "beft_")  # fmt: skip
 _peft("deft", "DeFT low-rank update", "DeftConfig", "deft_")

@@ -10,7 +10,7 @@ from torch import nn
 
 from petl.errors import ConfigError, IncompatibleModelError
 from petl.methods import ModelSize, get_method, spec_of_peft_type
-from petl.methods.targets import EXTRA_LORA_TARGETS, find_targets, model_type
+from petl.methods.targets import EXTRA_LORA_TARGETS, find_targets, model_type, norm_names
 
 
 def config_class(method: str) -> type:
@@ -69,6 +69,11 @@ def build_config(method: str, model: nn.Module, task_type: str | None, options: 
                 kwargs.setdefault("feedforward_modules", [])
         elif targets is not None and targets != "all-linear":
             find_targets(model, targets)
+    if spec.targets == "norms":
+        if kwargs.get("target_modules") is None:
+            kwargs["target_modules"] = norm_names(model)
+        elif kwargs["target_modules"] != "all-linear":
+            find_targets(model, kwargs["target_modules"])
     missing = [k for k in spec.required if not kwargs.get(k)]
     if missing:
         raise ConfigError(
