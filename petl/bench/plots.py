@@ -13,6 +13,7 @@ PLOTS = {
     "accuracy_matrices": "accuracy_matrices.png",
     "task_accuracy": "task_accuracy.png",
     "forgetting_vs_params": "forgetting_vs_params.png",
+    "ability_drift": "ability_drift.png",
 }
 
 
@@ -125,4 +126,8 @@ def plots(report: dict[str, Any], folder: str) -> dict[str, str]:
         paths["forgetting_vs_params"] = os.path.join(folder, PLOTS["forgetting_vs_params"])
         fig.savefig(paths["forgetting_vs_params"], dpi=110)
         plt.close(fig)
+    from petl.bench.drift import plot as drift_plot
+
+    if drift_plot(rows, os.path.join(folder, PLOTS["ability_drift"])):
+        paths["ability_drift"] = os.path.join(folder, PLOTS["ability_drift"])
     return paths

@@ -16,9 +16,17 @@ from typing import Any
 
 import numpy as np
 
+from petl.bench.drift import ability_row
+from petl.bench.drift import section as drift_section
 from petl.bench.folder import CELLS, INVOCATIONS, environment, read_record
 from petl.bench.plots import PLOTS, short_count
 
+# metric of a family's score -> (short, long) name in tables and text
+METRIC_NAMES = {
+    "accuracy": ("acc", "accuracy"),
+    "f1": ("F1", "entity F1"),
+    "exact_match": ("EM", "exact match"),
+}
 METRICS = ("average_accuracy", "forgetting", "bwt", "fwt", "plasticity")
 
 
@@ -67,6 +75,7 @@ def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "initial": initial.mean(0).tolist(),
             "diagonal": np.diagonal(matrices, axis1=1, axis2=2).mean(0).tolist(),
             "final": matrices[:, -1, :].mean(0).tolist(),
+            "metric": (results[0].get("metric") or ["accuracy"])[0],
             "trainable_params": results[0]["info"].get("trainable_params"),
             "total_params": results[0]["info"].get("total_params"),
         }
@@ -85,6 +94,9 @@ def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
             # A statistic head over a frozen backbone: the LoRA (or head) that requires
             # grad was never stepped, so nothing was trained.
             row["trainable_params"] = 0
+        ability = ability_row(results, len(row["accuracy"]))
+        if ability is not None:
+            row["ability"] = ability
         rows.append(row)
     return rows
 
@@ -100,10 +112,18 @@ def _load(values: list[float] | None) -> str:
     return "/".join(f"{v:.1f}" for v in values) if values else "?"
 
 
+def score_name(rows: list[dict[str, Any]], long: bool = False) -> str:
+    """What the matrices hold: "accuracy" (classification), "entity F1" (tokens), "exact
+    match" (generation); short: acc, F1, EM."""
+    metrics = {r.get("metric", "accuracy") for r in rows} or {"accuracy"}
+    names = [METRIC_NAMES.get(m, (m, m))[long] for m in sorted(metrics)]
+    return " / ".join(names)
+
+
 def table_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     head = [
         "run",
-        "avg acc",
+        f"avg {score_name(rows)}",
         "forgetting",
         "BWT",
         "diagonal",
@@ -226,7 +246,16 @@ def markdown(report: dict[str, Any]) -> str:
     out += [
         "## Results",
         "",
-        "avg acc: mean accuracy over all tasks after the last one; forgetting: best earlier "
+        *(
+            [
+                f"Every score is {score_name(rows, long=True)}, the task family's own score, "
+                "in [0, 1]; 'accuracy' below means that score.",
+                "",
+            ]
+            if score_name(rows) != "acc"
+            else []
+        ),
+        f"avg {score_name(rows)}: mean accuracy over all tasks after the last one; forgetting: best earlier "
         "accuracy minus final, averaged over all but the last task; BWT: final minus "
         "just-trained accuracy; diagonal: mean accuracy on each task right after training "
         "it (plasticity); trainable: parameters the optimizer updates (0 when the run takes "
@@ -260,11 +289,13 @@ def markdown(report: dict[str, Any]) -> str:
         _md_table(["run", *short], [[r["name"], *(f"{v:.3f}" for v in r["final"])] for r in rows]),
         "",
     ]
+    out += drift_section(rows)
     out += ["## Plots", ""]
     for key, title in (
         ("accuracy_matrices", "Accuracy matrices"),
         ("task_accuracy", "Accuracy of each task over the stream"),
         ("forgetting_vs_params", "Forgetting against trainable parameters"),
+        ("ability_drift", "General-ability drift from the base model"),
     ):
         if key in report["plots"]:
             out += [f"![{title}](plots/{PLOTS[key]})", ""]
