@@ -41,4 +41,5 @@ STRATEGY_NAMES = (
     "fecam",
     "ranpac",
     "aper",
+    "osf",
 )
