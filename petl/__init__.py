@@ -25,6 +25,7 @@ from petl.errors import (
 )
 
 if TYPE_CHECKING:
+    from petl.ability import Ability
     from petl.api import apply, load, save
     from petl.exporting import export
     from petl.integrations.transformers import ContinualCallback
@@ -70,6 +71,7 @@ __version__ = "0.1.0"
 
 # module -> the public names it defines
 _LAZY: dict[str, tuple[str, ...]] = {
+    "petl.ability": ("Ability",),
     "petl.api": ("apply", "load", "save"),
     "petl.exporting": ("export",),
     "petl.integrations.transformers": ("ContinualCallback",),
@@ -146,6 +148,7 @@ __all__ = [
     "SLCA",
     "STRATEGIES",
     "WA",
+    "Ability",
     "BitFitConfig",
     "BottleneckConfig",
     "CheckpointError",
