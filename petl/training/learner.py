@@ -445,6 +445,9 @@ class Learner:
             "num_processes": self.accelerator.num_processes,
             "mixed_precision": str(self.accelerator.mixed_precision),
         }
+        for s in self.strategies:  # monitors' measures (petl.ability: info["ability"])
+            if callable(getattr(s, "results_info", None)):
+                info.update(s.results_info())
         return Results(
             self.stream.names,
             np.array(self.acc_rows, dtype=float),
