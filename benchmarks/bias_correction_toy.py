@@ -36,10 +36,9 @@ ROWS = {
 
 
 def main() -> None:
-    from bag_model import BagClassifier
-    from test_slca import CONFIG, stream
-
+    from tests.cl.bag_model import BagClassifier
     from tests.cl.cl_data import make_tokenizer
+    from tests.cl.test_slca import CONFIG, stream
 
     torch.set_num_threads(1)
     tok = make_tokenizer()
