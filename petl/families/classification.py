@@ -228,7 +228,9 @@ class ClassificationFamily:
 
     name = "classification"
     auto_class = "AutoModelForSequenceClassification"
-    auto_kwargs: Mapping[str, Any] = {"num_labels": 2}  # replaced by task heads anyway
+    # The checkpoint's own classifier (of any size, e.g. a 9-tag NER model) is replaced by
+    # petl's task heads, so a size mismatch there is expected.
+    auto_kwargs: Mapping[str, Any] = {"num_labels": 2, "ignore_mismatched_sizes": True}
     label_per_row = True
 
     def config(self) -> dict[str, Any]:

@@ -263,7 +263,9 @@ class TokenFamily:
 
     name = "tokens"
     auto_class = "AutoModelForTokenClassification"
-    auto_kwargs: Mapping[str, Any] = {"num_labels": 2}  # replaced by task heads anyway
+    # The checkpoint's own classifier (of any size, e.g. a 9-tag NER model) is replaced by
+    # petl's task heads, so a size mismatch there is expected.
+    auto_kwargs: Mapping[str, Any] = {"num_labels": 2, "ignore_mismatched_sizes": True}
     label_per_row = False  # one tag per word
 
     def config(self) -> dict[str, Any]:

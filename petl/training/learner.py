@@ -191,8 +191,11 @@ class Learner:
             from petl.api import apply
 
             options = dict(self.method_options)
-            if self.method == "adalora":
-                options.setdefault("total_step", self._steps_estimate(self.stream))
+            if isinstance(self.method, str):  # e.g. AdaLoRA's total_step (the registry's hooks)
+                from petl.methods import training_options
+
+                steps = self._steps_estimate(self.stream)
+                options = {**training_options(self.method, steps), **options}
             backbone = apply(backbone, self.method, **options)
         return backbone
 
@@ -379,6 +382,9 @@ class Learner:
             "num_processes": self.accelerator.num_processes,
             "mixed_precision": str(self.accelerator.mixed_precision),
         }
+        for s in self.strategies:  # monitors' measures (petl.ability: info["ability"])
+            if callable(getattr(s, "results_info", None)):
+                info.update(s.results_info())
         return Results(
             self.stream.names,
             np.array(self.run.acc_rows, dtype=float),
