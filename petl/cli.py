@@ -6,6 +6,10 @@
     petl train --data bbc --output DIR  one method on one dataset, adapter saved in DIR
     petl report DIR                     re-render DIR's report (JSON, Markdown, plots)
 
+`--set KEY=VALUE` is the one override syntax of every command (dotted keys, TOML values,
+parsed once by petl.bench.schema.apply_overrides): `petl bench --set train.lr=1e-3`,
+`petl train --set method.r=16 --set train.warmup_ratio=0.1`.
+
 Errors in a config or an argument end the command at once with a message that names the
 offending key and the valid choices (exit status 2)."""
 
