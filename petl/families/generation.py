@@ -28,11 +28,13 @@ import torch
 from torch import nn
 
 from petl.errors import ConfigError, DataError, IncompatibleModelError, unknown_choice
+from petl.families.classification import parse_label_task, text_examples
 from petl.families.tokens import collate_tokens, masked_cross_entropy
-from petl.stream import PAIR_KEYS, TEXT_KEYS, Example
+from petl.tasks import PAIR_KEYS, TEXT_KEYS, Example
 
 if TYPE_CHECKING:
-    from petl.stream import Task
+    from petl.families import DistillPairs
+    from petl.tasks import Task
 
 IGNORE = -100
 DECODINGS = ("greedy", "labels")
@@ -299,6 +301,8 @@ class GenerationFamily:
 
     name = "generation"
     auto_class = "AutoModelForCausalLM"
+    auto_kwargs: Mapping[str, Any] = {}
+    label_per_row = False  # answer tokens
 
     def __init__(
         self, decoding: str = "greedy", template: str = TEMPLATE, max_new_tokens: int | None = None
@@ -317,6 +321,61 @@ class GenerationFamily:
             "max_new_tokens": self.max_new_tokens,
         }
 
+    def saved_config(self, learner: Any) -> dict[str, Any]:
+        """With the generation budget measured now: a loaded learner has no data."""
+        return {**self.config(), "max_new_tokens": self.max_new_tokens or _budget(learner)}
+
+    def parse_task(
+        self, name: str, spec: Mapping[str, Any]
+    ) -> tuple[dict[str, list[Any]], list[str]]:
+        return parse_label_task(name, spec, instruction_example, seen_labels_only=False)
+
+    def folder_spec(
+        self, name: str, spec: dict[str, Any], instruction: str | None
+    ) -> dict[str, Any]:
+        """The task's instruction: `instruction`, else the built-in one for its name."""
+        from petl.records import label_name
+
+        labels = spec.get("labels") or sorted(
+            {label_name(r["label"], name) for k in ("train", "test") for r in spec.get(k) or []}
+        )
+        return {**spec, "instruction": instruction or default_instruction(name, labels)}
+
+    def input_examples(self, task: Task, inputs: Sequence[Any]) -> list[Any]:
+        return text_examples(task, inputs)
+
+    def as_predictions(self, preds: Any) -> Any:
+        return preds
+
+    def answers(self, learner: Any, t: int, preds: Any) -> list[Any]:
+        return list(preds)
+
+    def in_task(self, learner: Any, t: int, answers: list[Any]) -> Any:
+        return answers
+
+    def distill_targets(self, learner: Any, rows: Sequence[Any], t: int) -> torch.Tensor | None:
+        return None  # vocabulary-sized outputs would not fit: distil from a snapshot
+
+    def distill_pairs(
+        self,
+        learner: Any,
+        batch: dict[str, torch.Tensor],
+        logits: torch.Tensor,
+        t: int,
+        teacher: torch.Tensor | dict[str, torch.Tensor],
+    ) -> DistillPairs:
+        """The full next-token distribution at every answer position, now and under the
+        parameters `teacher` had before task t."""
+        assert isinstance(teacher, dict)
+        model = learner.model
+        at = (batch["labels"] != IGNORE)[:, 1:]  # positions whose next token is an answer's
+        with torch.no_grad():
+            was = model.training
+            model.eval()
+            old = torch.func.functional_call(model, teacher, (batch,))[:, :-1][at]
+            model.train(was)
+        return [(logits[:, :-1][at], old)]
+
     def metric(self, task: Task) -> str:
         return "exact_match"
 
@@ -327,8 +386,10 @@ class GenerationFamily:
                 f"Generative streams need a causal LM (AutoModelForCausalLM), got "
                 f"{type(backbone).__name__}."
             )
-        learner.per_task_heads = False
         return LMModel(learner.apply_method(backbone))
+
+    def wrap_model(self, learner: Any, model: nn.Module) -> nn.Module:
+        return LMModel(model)
 
     def encode(self, learner: Any, t: int, examples: Sequence[Any]) -> list[LMRow]:
         return encode_instructions(
@@ -398,12 +459,7 @@ class GenerationFamily:
 
         tok = learner.tokenizer
         eos = eos_id(tok)
-        budget = self.max_new_tokens or 1 + max(
-            len(r.input_ids) - r.prompt_len
-            for k in range(len(learner.stream))
-            for split in ("train", "val", "test")
-            for r in learner.rows(k, split)
-        )
+        budget = self.max_new_tokens or _budget(learner)
         gen_config = GenerationConfig(
             max_new_tokens=budget,
             do_sample=False,
@@ -455,3 +511,14 @@ class GenerationFamily:
             if hits:
                 out[label] = float(np.mean(hits))
         return out
+
+
+def _budget(learner: Any) -> int | None:
+    """Longest answer of the stream in tokens (+1 for eos): greedy generation's budget."""
+    lengths = [
+        len(r.input_ids) - r.prompt_len
+        for k in range(len(learner.stream))
+        for split in ("train", "val", "test")
+        for r in learner.rows(k, split)
+    ]
+    return 1 + max(lengths) if lengths else None

@@ -27,11 +27,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from petl.errors import ConfigError, DataError
-from petl.families.classification import build_head_model, routed
-from petl.stream import TokenExample
+from petl.families.classification import build_head_model, routed, wrap_classifier
+from petl.tasks import TokenExample
 
 if TYPE_CHECKING:
-    from petl.stream import Task
+    from petl.families import DistillPairs
+    from petl.tasks import Task
 
 IGNORE = -100
 TOKEN_KEYS = ("tokens", "words")
@@ -262,15 +263,82 @@ class TokenFamily:
 
     name = "tokens"
     auto_class = "AutoModelForTokenClassification"
+    # The checkpoint's own classifier (of any size, e.g. a 9-tag NER model) is replaced by
+    # petl's task heads, so a size mismatch there is expected.
+    auto_kwargs: Mapping[str, Any] = {"num_labels": 2, "ignore_mismatched_sizes": True}
+    label_per_row = False  # one tag per word
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name}
+
+    def saved_config(self, learner: Any) -> dict[str, Any]:
+        return self.config()
+
+    def parse_task(
+        self, name: str, spec: Mapping[str, Any]
+    ) -> tuple[dict[str, list[Any]], list[str]]:
+        return token_splits(name, spec)
+
+    def folder_spec(
+        self, name: str, spec: dict[str, Any], instruction: str | None
+    ) -> dict[str, Any]:
+        return spec
+
+    def input_examples(self, task: Task, inputs: Sequence[Any]) -> list[Any]:
+        """Word lists or whitespace-separated sentences, every word tagged "O"."""
+        out = []
+        for x in inputs:
+            words = tuple(x.split()) if isinstance(x, str) else tuple(str(w) for w in x)
+            if not words:
+                raise ConfigError("predict() got an empty sentence.")
+            out.append(TokenExample(words, ("O",) * len(words)))
+        return out
+
+    def as_predictions(self, preds: Any) -> Any:
+        return preds
+
+    def answers(self, learner: Any, t: int, preds: Any) -> list[Any]:
+        return list(preds)
+
+    def in_task(self, learner: Any, t: int, answers: list[Any]) -> Any:
+        return answers
+
+    def distill_targets(self, learner: Any, rows: Sequence[Any], t: int) -> torch.Tensor | None:
+        return None  # per-token outputs of every row would not fit: distil from a snapshot
+
+    def distill_pairs(
+        self,
+        learner: Any,
+        batch: dict[str, torch.Tensor],
+        logits: torch.Tensor,
+        t: int,
+        teacher: torch.Tensor | dict[str, torch.Tensor],
+    ) -> DistillPairs:
+        """Old tasks' head blocks on every labelled word, now and under the parameters
+        `teacher` had before task t (heads included)."""
+        assert isinstance(teacher, dict)
+        model = learner.model
+        labelled = batch["labels"] != IGNORE
+        features = model.last_features
+        student = [b[labelled] for b in model.heads.old_blocks(features, t)]
+        with torch.no_grad():
+            was = model.training
+            model.eval()
+            torch.func.functional_call(model, teacher, (batch,))
+            old = model.last_features
+            model.train(was)
+            model.last_features = features
+            blocks = model.heads.old_blocks(old, t, teacher)
+        return list(zip(student, [b[labelled] for b in blocks], strict=True))
 
     def metric(self, task: Task) -> str:
         return "f1"
 
     def build_model(self, learner: Any, backbone: nn.Module) -> nn.Module:
         return build_head_model(learner, backbone)
+
+    def wrap_model(self, learner: Any, model: nn.Module) -> nn.Module:
+        return wrap_classifier(learner, model)
 
     def encode(self, learner: Any, t: int, examples: Sequence[Any]) -> list[TokenRow]:
         return encode_tokens(

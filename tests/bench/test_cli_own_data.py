@@ -10,11 +10,11 @@ import os
 import random
 
 import pytest
-from conftest import _sentence
 
 import petl
 from petl.cli import METHOD_NAMES, STRATEGY_NAMES, main
 from petl.training.config import PEFT_LR
+from tests.bench.conftest import _sentence
 
 
 def write_csv(path: str, labels: list[str], n: int, seed: int) -> str:
