@@ -137,3 +137,14 @@ def test_layer_norm_tuning_defaults_to_every_norm() -> None:
     assert set(model.peft_config["default"].target_modules) == {"LayerNorm"}
     with pytest.raises(ConfigError, match="Candidate module names"):
         petl.apply(make_model("bert_seq"), "ln_tuning", target_modules=["nope"])
+
+
+def test_export_refuses_a_method_peft_cannot_merge() -> None:
+    from types import SimpleNamespace
+
+    from petl.exporting import _merged_backbone
+
+    backbone = petl.apply(make_model("bert_seq"), "lily")
+    learner = SimpleNamespace(model=SimpleNamespace(backbone=backbone), method="lily")
+    with pytest.raises(ConfigError, match="'lily' cannot be merged"):
+        _merged_backbone(learner, None)
