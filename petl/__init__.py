@@ -25,6 +25,7 @@ from petl.errors import (
 )
 
 if TYPE_CHECKING:
+    from petl.ability import Ability
     from petl.api import apply, load, save
     from petl.exporting import export
     from petl.integrations.transformers import ContinualCallback
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
         GEM,
         MAS,
         NCM,
+        OSF,
         SI,
         SLCA,
         STRATEGIES,
@@ -69,6 +71,7 @@ __version__ = "0.1.0"
 
 # module -> the public names it defines
 _LAZY: dict[str, tuple[str, ...]] = {
+    "petl.ability": ("Ability",),
     "petl.api": ("apply", "load", "save"),
     "petl.exporting": ("export",),
     "petl.integrations.transformers": ("ContinualCallback",),
@@ -100,6 +103,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "MaskSeen",
         "Naive",
         "OLoRA",
+        "OSF",
         "RanPAC",
         "Replay",
         "Strategy",
@@ -139,10 +143,12 @@ __all__ = [
     "MAS",
     "METHODS",
     "NCM",
+    "OSF",
     "SI",
     "SLCA",
     "STRATEGIES",
     "WA",
+    "Ability",
     "BitFitConfig",
     "BottleneckConfig",
     "CheckpointError",

@@ -34,4 +34,5 @@ STRATEGY_NAMES = (
     "fecam",
     "ranpac",
     "aper",
+    "osf",
 )

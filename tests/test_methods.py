@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 import torch
-from tiny_models import batch, make_model
 
 import petl
 from petl.errors import ConfigError
 from petl.methods import training_hooks
+from tests.tiny_models import batch, make_model
 
 HEADS = ("classifier", "score", "classification_head")
 PROMPT = {"num_virtual_tokens": 4}

@@ -10,12 +10,12 @@ import os
 import re
 
 import pytest
-import test_methods
-from tiny_models import make_model
 
 import petl
 from petl.errors import ConfigError, IncompatibleModelError
 from petl.methods import EXCLUDED, METHODS, ModelSize, get_method, training_options
+from tests import test_methods
+from tests.tiny_models import make_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEFT_SPECS = [s for s in METHODS.values() if s.backend == "peft"]

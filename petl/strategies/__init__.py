@@ -17,6 +17,7 @@ from petl.strategies.mas import MAS
 from petl.strategies.mask_seen import MaskSeen
 from petl.strategies.ncm import NCM
 from petl.strategies.olora import OLoRA
+from petl.strategies.osf import OSF
 from petl.strategies.protocol import Capabilities
 from petl.strategies.ranpac import RanPAC
 from petl.strategies.replay import Replay
@@ -33,6 +34,7 @@ CATALOG = (SI, MAS, AGEM, GEM, DER, ERACE, ICaRL, GDumb, Cumulative)
 STRATEGIES.update({cls.name: cls for cls in CATALOG})
 STRATEGIES.update({cls.name: cls for cls in (SLCA, MaskSeen, WA)})  # issue 9 part B
 STRATEGIES.update({cls.name: cls for cls in (NCM, FeCAM, RanPAC, APER)})  # statistic heads
+STRATEGIES[OSF.name] = OSF  # issue 14: needs peft's OSF method
 
 __all__ = [
     "APER",
@@ -53,4 +55,4 @@ __all__ = [
     "TaskAdapters",
 ]
 __all__ += ["AGEM", "DER", "ERACE", "GEM", "MAS", "SI", "Capabilities", "Cumulative", "GDumb"]
-__all__ += ["ICaRL"]
+__all__ += ["OSF", "ICaRL"]

@@ -189,7 +189,13 @@ class Learner:
                 )
             self.tokenizer = self.tokenizer or AutoTokenizer.from_pretrained(self.source)
             auto = getattr(transformers, self.family.auto_class)
-            kwargs = {"num_labels": 2} if self.family.name != "generation" else {}
+            # The checkpoint's own classifier (of any size, e.g. a 9-tag NER model) is
+            # replaced by petl's heads, so a size mismatch there is expected.
+            kwargs = (
+                {"num_labels": 2, "ignore_mismatched_sizes": True}
+                if self.family.name != "generation"
+                else {}
+            )
             from petl.quiet import quiet_petl_calls
 
             with quiet_petl_calls():  # the classifier reported MISSING is replaced by heads
@@ -439,6 +445,9 @@ class Learner:
             "num_processes": self.accelerator.num_processes,
             "mixed_precision": str(self.accelerator.mixed_precision),
         }
+        for s in self.strategies:  # monitors' measures (petl.ability: info["ability"])
+            if callable(getattr(s, "results_info", None)):
+                info.update(s.results_info())
         return Results(
             self.stream.names,
             np.array(self.acc_rows, dtype=float),
