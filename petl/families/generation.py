@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from petl.errors import ConfigError, DataError, IncompatibleModelError, unknown_choice
-from petl.families.tokens import collate_tokens, masked_cross_entropy
+from petl.families.tokens import collate_tokens, masked_cross_entropy, sharded_predict
 from petl.stream import PAIR_KEYS, TEXT_KEYS, Example
 
 if TYPE_CHECKING:
@@ -351,14 +351,15 @@ class GenerationFamily:
     def predict(
         self, learner: Any, t: int, rows: Sequence[Any], head: int | None = None
     ) -> tuple[list[str], np.ndarray]:
-        """Answers for rows of task t and their mean log-probability per token."""
+        """Answers for rows of task t and their mean log-probability per token (each
+        process answers its share of the rows; every process gets all answers)."""
         model = learner.model
         was_training = model.training
         model.eval()
         try:
             if self.decoding == "labels":
-                return self._choose_label(learner, t, rows)
-            return self._generate(learner, rows)
+                return sharded_predict(learner, rows, lambda s: self._choose_label(learner, t, s))
+            return sharded_predict(learner, rows, lambda s: self._generate(learner, s))
         finally:
             model.train(was_training)
 

@@ -257,6 +257,29 @@ def f1_report(
     return micro, {t: float(report[t]["f1-score"]) for t in types if t in report}
 
 
+def sharded_predict(
+    learner: Any, rows: Sequence[Any], predict: Any
+) -> tuple[list[Any], np.ndarray]:
+    """`predict(rows) -> (predictions, confidences)` split across processes, as the
+    classification family's logits are: each process takes a contiguous share of `rows`,
+    and the shares are gathered back in order, so every process returns the whole list.
+    One process: `predict(rows)` itself."""
+    acc: Any = learner.accelerator
+    world = acc.num_processes
+    if world <= 1:
+        preds, conf = predict(rows)
+        return list(preds), np.asarray(conf, dtype=float)
+    from accelerate.utils import gather_object
+
+    rank, n = acc.process_index, len(rows)
+    share = rows[n * rank // world : n * (rank + 1) // world]
+    preds, conf = predict(share) if share else ([], [])
+    parts = gather_object([(list(preds), [float(c) for c in conf])])  # one entry per rank
+    return [p for part, _ in parts for p in part], np.array(
+        [c for _, part in parts for c in part], dtype=float
+    )
+
+
 class TokenFamily:
     """BIO tagging with task heads over `...ForTokenClassification`; entity-level F1."""
 
@@ -292,6 +315,9 @@ class TokenFamily:
         """Word-level tags of each row (tag names of the head used) and the mean over its
         words of the top tag probability."""
         rows = routed(rows, head)
+        return sharded_predict(learner, rows, lambda share: self._predict(learner, share))
+
+    def _predict(self, learner: Any, rows: Sequence[Any]) -> tuple[list[list[str]], list[float]]:
         model = learner.model
         was_training = model.training
         model.eval()
@@ -310,7 +336,7 @@ class TokenFamily:
                 preds.append(tags)
                 conf.append(float(top[i][labelled[i]].mean()) if labelled[i].any() else 0.0)
         model.train(was_training)
-        return preds, np.array(conf)
+        return preds, conf
 
     def score(self, learner: Any, t: int, split: str, preds: Any) -> float:
         return self._report(learner, t, split, preds)[0]
