@@ -16,7 +16,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "families"))
-from family_data import (  # noqa: E402
+from family_data import (
     bert_tagger,
     causal_lm,
     gen_stream,
@@ -25,9 +25,9 @@ from family_data import (  # noqa: E402
     wordpiece_tokenizer,
 )
 
-import petl  # noqa: E402
-from petl.families.generation import GenerationFamily  # noqa: E402
-from petl.families.tokens import TokenFamily  # noqa: E402
+import petl
+from petl.families.generation import GenerationFamily
+from petl.families.tokens import TokenFamily
 
 CONFIG = {"epochs": 2, "batch_size": 8, "eval_batch_size": 4, "lr": 1e-2, "warmup_ratio": 0.0}
 
