@@ -1,0 +1,50 @@
+"""The O-LoRA benchmark as instruction streams (petl.instructions): the paper's orders and
+its prompt, character for character, on the offline cl_benchmark copy."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from petl.errors import ConfigError, DataError
+from petl.families.generation import TEMPLATE
+from petl.instructions import ORDERS, order_stream, order_tasks, paper_instruction
+
+CL_BENCHMARK = os.path.join(
+    os.path.dirname(__file__), "..", "..", "..", "shared", "data", "cl_benchmark"
+)
+
+
+def test_paper_prompt_verbatim() -> None:
+    head = paper_instruction("agnews", ["World", "Sports"])
+    prompt = TEMPLATE.format(instruction=head, input="Some news.")
+    # src/uie_dataset_lora.py: instruction + "Option: " + labels + " \n" + input + "\nAnswer:"
+    assert prompt == (
+        "What is the topic of the following paragraph? Choose one from the option.\n"
+        "Option: World, Sports \nSome news.\nAnswer:"
+    )
+    assert paper_instruction("MNLI", ["a"]).startswith("What is the logical relationship")
+    with pytest.raises(ConfigError, match="O-LoRA benchmark task"):
+        paper_instruction("squad", ["x"])
+
+
+def test_orders() -> None:
+    assert order_tasks(1) == ["dbpedia", "amazon", "yelp", "agnews"]
+    assert order_tasks("3") == ["yelp", "amazon", "agnews", "dbpedia"]
+    assert len(ORDERS["long"]) == 9 and set(ORDERS["1"]) < set(ORDERS["long"])
+    with pytest.raises(ConfigError, match="order"):
+        order_tasks(4)
+    with pytest.raises(DataError, match="does not exist"):
+        order_stream(1, "/nonexistent/cl_benchmark")
+
+
+@pytest.mark.skipif(not os.path.isdir(CL_BENCHMARK), reason="cl_benchmark data not present")
+@pytest.mark.parametrize("order", list(ORDERS))
+def test_order_streams_on_the_offline_copy(order: str) -> None:
+    stream = order_stream(order, CL_BENCHMARK, max_train=4, max_test=2, val_fraction=0.0)
+    assert stream.names == list(ORDERS[order]) and stream.family == "generation"
+    for task in stream.tasks:
+        assert task.instruction.endswith(f"Option: {', '.join(task.labels)} ")
+        assert len(task.train) == 4 and len(task.test) == 2
+        assert all(e.label in task.labels for e in task.test)
