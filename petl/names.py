@@ -42,4 +42,5 @@ STRATEGY_NAMES = (
     "ranpac",
     "aper",
     "osf",
+    "ability",
 )
