@@ -14,7 +14,7 @@ import time
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "cl"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))  # tests.cl.cl_data
 
 import petl
 
@@ -36,9 +36,9 @@ ROWS = {
 
 
 def main() -> None:
-    from bag_model import BagClassifier
-    from cl_data import make_tokenizer
-    from test_slca import CONFIG, stream
+    from tests.cl.bag_model import BagClassifier
+    from tests.cl.cl_data import make_tokenizer
+    from tests.cl.test_slca import CONFIG, stream
 
     torch.set_num_threads(1)
     tok = make_tokenizer()

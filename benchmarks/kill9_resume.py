@@ -39,10 +39,10 @@ DEFAULT_OUT = os.path.join(HERE, "results", "kill9_resume.json")
 # ---- child: one (possibly killed) run -------------------------------------------------------
 def child(checkpoint_dir: str, result: str, kill_at: int | None) -> None:
     import torch
-    from cl_data import make_bert, make_tokenizer, split_records
 
     import petl
     from petl.training import checkpoint as ckpt
+    from tests.cl.cl_data import make_bert, make_tokenizer, split_records
 
     torch.set_num_threads(1)
     events: list[str] = []
@@ -150,12 +150,12 @@ def main() -> int:
     parser.add_argument("--out", default=DEFAULT_OUT)
     parser.add_argument("--jobs", type=int, default=1, help="kill points run at once")
     args = parser.parse_args()
-    sys.path[:0] = [ROOT, os.path.join(ROOT, "tests", "cl")]
-    import cl_data  # noqa: F401  (imported once, before the forks)
+    sys.path.insert(0, ROOT)
     import torch
     from tqdm.auto import tqdm
 
     import petl  # noqa: F401
+    import tests.cl.cl_data  # noqa: F401  (imported once, before the forks)
 
     torch.set_num_threads(1)
 

@@ -10,8 +10,9 @@ from typing import Any
 from torch import nn
 
 from petl.errors import CheckpointError, ConfigError, IncompatibleModelError
+from petl.heads import HEAD_MODULES
 from petl.integrity import safetensors_problem, sha256_file
-from petl.methods import METHODS, get_method, peft_methods
+from petl.methods import get_method, peft_methods, spec_of_peft_type
 from petl.methods.native import CONFIG_NAME, WEIGHTS_NAME, NativeConfig, PetlModel
 from petl.methods.present import refuse_adapted, refuse_mixed
 from petl.methods.signature import META_NAME, check_meta, save_meta
@@ -24,7 +25,6 @@ _TASK_SUFFIXES = {
     "ForConditionalGeneration": "SEQ_2_SEQ_LM",
     "ForQuestionAnswering": "QUESTION_ANS",
 }
-HEAD_NAMES = ["classifier", "score", "classification_head"]
 
 
 def infer_task_type(model: nn.Module) -> str | None:
@@ -35,7 +35,7 @@ def infer_task_type(model: nn.Module) -> str | None:
 
 def head_modules(model: nn.Module) -> list[str]:
     """Names of the task head(s) that must stay trainable and be saved with the adapter."""
-    return [n for n in HEAD_NAMES if isinstance(getattr(model, n, None), nn.Module)]
+    return [n for n in HEAD_MODULES if isinstance(getattr(model, n, None), nn.Module)]
 
 
 def apply(
@@ -96,8 +96,15 @@ def _save_heads(model: nn.Module, config: Any) -> None:
     task_type = getattr(config, "task_type", None)
     own = ("classifier", "score") if task_type in ("SEQ_CLS", "TOKEN_CLS") else ()
     saved = list(getattr(config, "modules_to_save", None) or [])
+    if head_modules(model) and not hasattr(config, "modules_to_save"):
+        method = str(getattr(config.peft_type, "value", config.peft_type)).lower()
+        raise IncompatibleModelError(
+            f"peft's {method} cannot train or save a task head ({', '.join(head_modules(model))} "
+            f"of this {type(model).__name__}), so the classifier would stay random: use it on "
+            "a causal LM, or choose another method (e.g. 'lora')."
+        )
     heads = [h for h in head_modules(model) if h not in own and h not in saved]
-    if heads and hasattr(config, "modules_to_save"):
+    if heads:
         config.modules_to_save = saved + heads
 
 
@@ -118,10 +125,11 @@ def _apply_native(model: nn.Module, config: NativeConfig, task_type: str | None)
     config.task_type = config.task_type or task_type
     for param in model.parameters():
         param.requires_grad = False
-    METHODS[config.method].inject(model, config)
+    spec = get_method(config.method)
+    spec.inject(model, config)
     for name, param in model.named_parameters():
         parts = name.split(".")
-        if any(p.startswith(("bottleneck_", "bitfit_")) for p in parts) or any(
+        if any(p.startswith(spec.prefix) for p in parts) or any(
             p in config.modules_to_save for p in parts
         ):
             param.requires_grad = True
@@ -183,7 +191,8 @@ def load(
 
     # peft refuses to load prompt-learning adapters as trainable: load them frozen, then
     # unfreeze the saved prompt embeddings (all peft saves; p_tuning's MLP is not kept).
-    prompt = data.get("peft_type") in ("PROMPT_TUNING", "PREFIX_TUNING", "P_TUNING")
+    peft_spec = spec_of_peft_type(str(data.get("peft_type", "")))
+    prompt = peft_spec is not None and peft_spec.prefix == "prompt_encoder"
     if prompt:
         _check_prompt_sizes(base_model, data, directory)
     try:
@@ -203,13 +212,14 @@ def load(
         raise
     if is_trainable and prompt:
         for name, param in model.named_parameters():
-            param.requires_grad = "prompt_encoder" in name or "modules_to_save" in name
+            # (cartridge keeps its first tokens fixed: peft names them frozen_embedding)
+            prompt_weight = "prompt_encoder" in name and "frozen_" not in name
+            param.requires_grad = prompt_weight or "modules_to_save" in name
     if not is_trainable:
         model.requires_grad_(False)  # peft leaves prompt-learning weights trainable
-        if data.get("peft_type") == "ADALORA":
-            # peft's AdaLoRA forward needs this name whenever a loss is computed (labels given)
-            tuner: Any = model.base_model
-            tuner.trainable_adapter_name = adapter_name
+    after_load = getattr(peft_spec.hook_module() if peft_spec else None, "after_load", None)
+    if after_load is not None:  # e.g. AdaLoRA's adapter name, see petl/methods/adalora.py
+        after_load(model, adapter_name, is_trainable)
     return model
 
 

@@ -21,6 +21,9 @@ from typing import Any
 
 # Plain strings (petl.names imports nothing), so that --help does not import torch.
 from petl.names import METHOD_NAMES, STRATEGY_NAMES
+from petl.training.config import FULL_LR, PEFT_LR, TrainConfig
+
+TRAIN_DEFAULTS = TrainConfig()
 
 MODEL_HELP = "'minilm' (default; offline package), 'smollm2', a local folder or a hub name"
 DOCS = "Docs: docs/index.md (quickstart), docs/troubleshooting.md; build with `mkdocs serve`."
@@ -67,14 +70,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="report folder (default: the config's output_dir, reports/<name>)",
     )
+    _add_set(bench, "a config value, e.g. --set stream.data_dir=/data --set seeds=[0,1,2]")
     bench.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set stream.data_dir=/data "
-        "--set seeds=[0,1,2] (repeatable)",
+        "--smoke",
+        action="store_true",
+        help="the CI size: the config's [smoke] table (default: 16 train/16 test examples per "
+        "task, 1 epoch) merged over it, first seed only, report in OUTPUT_DIR-smoke",
     )
     bench.add_argument("--workers", type=int, help="cells trained at once (processes)")
     bench.add_argument("--threads", type=int, help="torch threads per worker")
@@ -121,17 +122,20 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--method", default="lora", help="a PEFT method or 'none' (full fine-tuning)"
     )
-    train.add_argument(
-        "--option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a method option, e.g. --option r=16 (repeatable)",
+    _add_set(
+        train,
+        "a method option or a training setting, e.g. --set method.r=16 "
+        "--set train.warmup_ratio=0.1",
     )
-    train.add_argument("--epochs", type=int, help="default 2")
-    train.add_argument("--lr", type=float, help="default 5e-3 (PEFT) or 2e-4 (--method none)")
-    train.add_argument("--batch-size", type=int, help="default 8")
-    train.add_argument("--max-length", type=int, help="tokens per example, default 64")
+    # Defaults are petl.TrainConfig's, so `petl train` trains as the Python API does.
+    train.add_argument("--epochs", type=int, help=f"default {TRAIN_DEFAULTS.epochs}")
+    train.add_argument(
+        "--lr", type=float, help=f"default {PEFT_LR:g} (PEFT) or {FULL_LR:g} (--method none)"
+    )
+    train.add_argument("--batch-size", type=int, help=f"default {TRAIN_DEFAULTS.batch_size}")
+    train.add_argument(
+        "--max-length", type=int, help=f"tokens per example, default {TRAIN_DEFAULTS.max_length}"
+    )
     train.add_argument("--max-train", type=int, help="training examples (subsampled)")
     train.add_argument("--max-test", type=int, help="test examples (subsampled)")
     train.add_argument("--seed", type=int)
@@ -156,32 +160,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _value(text: str) -> Any:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
-def _pairs(items: list[str], flag: str) -> dict[str, Any]:
-    from petl.errors import ConfigError
-
-    out = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"{flag} needs KEY=VALUE, got {item!r}.")
-        out[key.strip()] = _value(text)
-    return out
+def _add_set(parser: argparse.ArgumentParser, what: str) -> None:
+    """The one KEY=VALUE override flag of every command (parsed by
+    petl.bench.schema.apply_overrides: dotted keys, TOML values)."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override {what} (dotted key, TOML value; repeatable)",
+    )
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from petl.bench import config as bench_config
     from petl.bench import runner
+    from petl.bench.folder import load_saved_config
     from petl.bench.report import format_table
 
     if args.list:
@@ -200,21 +195,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.resume:
         if args.config:
             raise bench_config.ConfigError("Pass either a config or --resume DIR, not both.")
-        saved = runner.load_saved_config(args.resume)
+        saved = load_saved_config(args.resume)
         config = bench_config.validate(bench_config.apply_overrides(saved.raw, overrides))
         out = args.resume
     else:
-        config = bench_config.load(args.config, overrides)
+        config = bench_config.load(args.config, overrides, smoke=args.smoke)
         out = args.output or config.output_dir
     if args.dry_run:
         from petl.bench.data import build_stream
         from petl.models import resolve_model
 
-        stream = build_stream(config.stream)  # reads and checks the data
+        stream = build_stream(config.stream, config.family.name)  # reads and checks the data
         model = resolve_model(config.model)
         _check_model_folder(model)
         print(
-            f"data: {stream.scenario}-incremental, "
+            f"data: {config.family.name}, {stream.scenario}-incremental, "
             + ", ".join(f"{t.name} ({len(t.train)} train/{len(t.test)} test)" for t in stream.tasks)
         )
         print(f"model: {model}")
@@ -275,12 +270,36 @@ def _check_model_folder(path: str) -> None:
         raise ConfigError(f"Model folder {path!r} has no config.json: is it a transformers model?")
 
 
+def _train_overrides(items: list[str], method: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(method options, training settings) of `petl train --set method.X=V --set train.Y=V`."""
+    from petl.bench.runs import valid_method_options
+    from petl.bench.schema import apply_overrides, unknown_keys
+    from petl.errors import ConfigError
+
+    given = apply_overrides({}, items)
+    for key in given:
+        if key not in ("method", "train") or not isinstance(given[key], dict):
+            raise ConfigError(
+                f"--set {key}: petl train takes method.OPTION=VALUE (a method option, e.g. "
+                "method.r=16) or train.SETTING=VALUE (a TrainConfig setting, e.g. "
+                "train.warmup_ratio=0.1)."
+            )
+    options, settings = given.get("method", {}), given.get("train", {})
+    if method is None and options:
+        raise ConfigError("--set method.*: full fine-tuning (--method none) takes no options.")
+    if method is not None:
+        unknown_keys("method", options, valid_method_options(method))
+    unknown_keys("train", settings, [f for f in TRAIN_DEFAULTS.to_dict() if f != "progress"])
+    return options, settings
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from petl.bench.config import method_key
+    from petl.bench.runs import method_key
     from petl.bench.train import train
 
     method = method_key(args.method)
-    train_options = {
+    method_options, settings = _train_overrides(args.overrides, method)
+    train_options = settings | {
         k: v
         for k, v in {
             "epochs": args.epochs,
@@ -302,7 +321,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         model=args.model,
         task=args.task,
         method=method,
-        method_options=_pairs(args.option, "--option"),
+        method_options=method_options,
         train_options=train_options,
         max_train=args.max_train,
         max_test=args.max_test,

@@ -1,9 +1,9 @@
 """`petl.export`: a trained learner as a plain transformers model that loads and predicts
 without petl. (The module is not named `export` so that it never shadows the function.)
 
-The adapter is merged into the base weights (LoRA, IA3, AdaLoRA, BitFit; full fine-tuning
-needs nothing) and petl's task heads are written back as the model's own classification
-layer, with `id2label` naming every column. The folder is what `save_pretrained` writes,
+The adapter is merged into the base weights (every method the registry marks mergeable;
+full fine-tuning needs nothing) and petl's task heads are written back as the model's own
+classification layer, with `id2label` naming every column. The folder is what `save_pretrained` writes,
 plus the tokenizer and `petl_export.json` (labels, scenario, and for generation the prompt
 template and each task's instruction)."""
 
@@ -36,6 +36,12 @@ def _merged_backbone(learner: Any, head: tuple[torch.Tensor, torch.Tensor] | Non
             f"Method {learner.method!r} adds virtual tokens, which cannot be merged into a plain "
             "transformers model: keep the adapter (petl.save / Learner.save) instead."
         )
+    spec = _spec(backbone)
+    if spec is not None and spec.backend == "peft" and not spec.mergeable:
+        raise ConfigError(
+            f"Method {spec.name!r} cannot be merged into a plain transformers model (peft "
+            "cannot fold it into the weights): keep the adapter (petl.save / Learner.save)."
+        )
     merge = getattr(backbone, "merge_and_unload", None)
     if merge is None:
         return backbone
@@ -46,6 +52,15 @@ def _merged_backbone(learner: Any, head: tuple[torch.Tensor, torch.Tensor] | Non
             f"Cannot export method {learner.method!r} as a plain transformers model: {err} "
             "Use Learner.save (or petl.save) to keep the adapter."
         ) from None
+
+
+def _spec(backbone: nn.Module) -> Any:
+    """The registry entry of the peft method on `backbone`, if it is one."""
+    from petl.methods import spec_of_peft_type
+
+    config = getattr(backbone, "active_peft_config", None)
+    peft_type = getattr(config, "peft_type", None)
+    return spec_of_peft_type(getattr(peft_type, "value", "")) if peft_type else None
 
 
 def _head(learner: Any, t: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:

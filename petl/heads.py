@@ -18,6 +18,8 @@ from petl.errors import IncompatibleModelError
 
 # The last linear layer of each transformers head, in the order they are tried.
 FINAL_LAYERS = ("classifier.out_proj", "classification_head.out_proj", "classifier", "score")
+# The top-level head modules those layers live in: what an adapter keeps trainable and saves.
+HEAD_MODULES = tuple(dict.fromkeys(path.split(".")[0] for path in FINAL_LAYERS))
 
 
 class TaskHeads(nn.Module):

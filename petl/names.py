@@ -1,22 +1,15 @@
 """The registered method and strategy names, as plain strings, for code that must not import
 torch (the `petl` command's helps).
 
-The registries themselves (`petl.METHODS`, `petl.STRATEGIES`) import torch; a test
-(tests/test_lazy_import.py) keeps these tuples equal to their keys, so a new method or
-strategy is added here too."""
+The strategy registry (`petl.STRATEGIES`) imports torch; a test (tests/test_lazy_import.py)
+keeps these tuples equal to the registries' keys, so a new strategy is added here too. The
+method registry imports neither torch nor peft, so the method names are read from it."""
 
 from __future__ import annotations
 
-METHOD_NAMES = (
-    "lora",
-    "adalora",
-    "ia3",
-    "bitfit",
-    "bottleneck",
-    "prompt_tuning",
-    "prefix_tuning",
-    "p_tuning",
-)
+from petl.methods import METHODS
+
+METHOD_NAMES = tuple(METHODS)  # the registry itself is torch-free (petl/methods/__init__.py)
 STRATEGY_NAMES = (
     "naive",
     "ewc",

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from petl.api import HEAD_NAMES
+from petl.heads import HEAD_MODULES
+from petl.methods import weight_parts
 
 
 @dataclass
@@ -55,14 +56,16 @@ def method_name(model: nn.Module) -> str:
     return "full" if any(p.requires_grad for p in model.parameters()) else "frozen"
 
 
-def _part(name: str) -> str:
+def _part(name: str, prefixes: dict[str, str]) -> str:
+    """The part a parameter belongs to: the head, a method's adapter (by the registry's
+    weight prefixes), petl's task heads, or the backbone."""
     parts = name.split(".")
-    if any(p in HEAD_NAMES or p == "modules_to_save" for p in parts):
+    if any(p in HEAD_MODULES or p == "modules_to_save" for p in parts):
         return "head"
-    for key in ("lora_", "bottleneck_", "bitfit_", "ia3_", "prompt_encoder", "heads"):
-        if any(p.startswith(key) for p in parts):
-            return key.rstrip("_")
-    return "backbone"
+    for prefix, part in prefixes.items():
+        if any(p.startswith(prefix) for p in parts):
+            return part
+    return "heads" if "heads" in parts else "backbone"
 
 
 def summary(model: nn.Module) -> Summary:
@@ -71,6 +74,7 @@ def summary(model: nn.Module) -> Summary:
     seen: set[int] = set()
     total = trainable = 0
     by_part: dict[str, int] = {}
+    prefixes = weight_parts()
     for name, param in model.named_parameters():
         if id(param) in seen:
             continue
@@ -78,6 +82,6 @@ def summary(model: nn.Module) -> Summary:
         total += param.numel()
         if param.requires_grad:
             trainable += param.numel()
-            part = _part(name)
+            part = _part(name, prefixes)
             by_part[part] = by_part.get(part, 0) + param.numel()
     return Summary(method_name(model), total, trainable, by_part)

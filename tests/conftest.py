@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 import zlib
 
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, os.path.dirname(__file__))  # tests import tiny_models directly
+from tests.tiny_models import make_model as _make_model
+from tests.tiny_models import make_tokenizer
 
 torch.set_num_threads(int(os.environ.get("PETL_TEST_THREADS", "1")))
 
@@ -57,14 +57,10 @@ def _seed_everything(request: pytest.FixtureRequest) -> None:
 @pytest.fixture(scope="session")
 def tokenizer():
     """A word-level fast tokenizer built in code (see tiny_models.make_tokenizer)."""
-    from tiny_models import make_tokenizer
-
     return make_tokenizer()
 
 
 @pytest.fixture
 def make_model():
     """The factory `make_model(name, seed=0, hidden=32)` of tiny_models."""
-    from tiny_models import make_model
-
-    return make_model
+    return _make_model

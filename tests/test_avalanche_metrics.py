@@ -23,9 +23,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
-pytest.importorskip("avalanche")
-torch = pytest.importorskip("torch")
+from tests.extras import need
+
+need("avalanche", "petl[avalanche]")
 
 from avalanche.evaluation.metrics.forgetting_bwt import (  # noqa: E402
     BWT,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import sys
 from typing import Any
@@ -10,21 +9,21 @@ from typing import Any
 import numpy as np
 import pytest
 
-pytest.importorskip("avalanche")
+from tests.extras import need
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "cl"))
+need("avalanche", "petl[avalanche]")  # before avalanche's imports, for a clear message
 
-from avalanche.benchmarks.scenarios.dataset_scenario import (
+from avalanche.benchmarks.scenarios.dataset_scenario import (  # noqa: E402
     benchmark_from_datasets,
 )
-from avalanche.benchmarks.utils.classification_dataset import (
+from avalanche.benchmarks.utils.classification_dataset import (  # noqa: E402
     _make_taskaware_classification_dataset,
 )
-from cl_data import class_examples, make_bert, make_tokenizer
 
-import petl
-from petl.errors import ConfigError, DataError
-from petl.interop.avalanche import stream_from_benchmark
+import petl  # noqa: E402
+from petl.errors import ConfigError, DataError  # noqa: E402
+from petl.interop.avalanche import stream_from_benchmark  # noqa: E402
+from tests.cl.cl_data import class_examples, make_bert, make_tokenizer  # noqa: E402
 
 NAMES = ["sports", "money", "cats", "dogs"]
 

@@ -7,9 +7,9 @@ import json
 
 import pytest
 import torch
-from tiny_models import batch, make_model
 
 import petl
+from tests.tiny_models import batch, make_model
 
 
 def _logits(model: torch.nn.Module, name: str) -> torch.Tensor:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 
 import pytest
-from tiny_models import make_model
 
 import petl
 from petl.errors import ConfigError, IncompatibleModelError
+from tests.tiny_models import make_model
 
 
 def test_unknown_method_lists_known_ones() -> None:

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 import torch
-from tiny_models import batch, make_model
 
 import petl
+from tests.tiny_models import batch, make_model
 
 
 class Rows(torch.utils.data.Dataset):

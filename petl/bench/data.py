@@ -20,15 +20,22 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import os
 import zlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
+from petl.bench.schema import choice, load_table, spec
 from petl.errors import ConfigError, DataError, unknown_choice
+from petl.records import read_json
 from petl.stream import Stream
+
+SCENARIOS = ("task", "class", "domain")
+SOURCE_NAMES = ("offline", "dir", "files", "hub")
 
 BBC_TOPICS = {
     "business": "business",
@@ -165,46 +172,219 @@ def offline_stream(
     return Stream.from_records(records, scenario=scenario, val_fraction=0.0, seed=seed)
 
 
-def build_stream(spec: Mapping[str, Any]) -> Stream:
-    """The stream a validated `[stream]` table describes (see petl.bench.config)."""
-    spec = dict(spec)
-    source = spec.pop("source", "offline")
-    common = {
-        "scenario": spec.pop("scenario", "class"),
-        "max_train": spec.pop("max_train", None),
-        "max_test": spec.pop("max_test", None),
-        "seed": spec.pop("seed", 0),
-    }
-    if source == "offline":
-        spec.pop("val_fraction", None)
+# ---- the [stream] table: one dataclass per source, next to its builder ----------------------
+def _fraction(where: str, value: float) -> float:
+    if not 0 <= value < 1:
+        raise ConfigError(f"{where} must be in [0, 1), got {value!r}.")
+    return value
+
+
+def _tables(where: str, value: dict[str, Any]) -> dict[str, Any]:
+    if not value:
+        raise ConfigError(f"{where} must be a non-empty table of task name -> data.")
+    return value
+
+
+@dataclass
+class OfflineTask:
+    """One task of the offline stream: a name and classes of OFFLINE_CLASSES."""
+
+    name: str
+    classes: list[str] = spec(what="a non-empty list of class names")
+
+
+def _offline_tasks(where: str, tasks: list[Any]) -> list[dict[str, Any]]:
+    if not tasks:
+        raise ConfigError(f"{where} must be a list of {{name, classes}} tables.")
+    for i, task in enumerate(tasks):
+        loaded = load_table(OfflineTask, task, f"{where}[{i}]")
+        if not loaded.classes:
+            raise ConfigError(f"{where}[{i}].classes must be a non-empty list.")
+        for c in loaded.classes:
+            choice(f"{where}[{i}].classes", c, OFFLINE_CLASSES, "offline class")
+    return tasks
+
+
+@dataclass
+class StreamSource:
+    """Options every source shares (see docs/benchmark.md)."""
+
+    source: str = spec("offline", choices=SOURCE_NAMES, kind="source")
+    scenario: str = spec("class", choices=SCENARIOS, kind="scenario")
+    max_train: int | None = spec(None, minimum=1, what="a positive integer")
+    max_test: int | None = spec(None, minimum=1, what="a positive integer")
+    val_fraction: float = spec(0.0, check=_fraction)
+    seed: int = 0
+    families: ClassVar[tuple[str, ...]] = ("classification",)
+
+    def sizes(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "max_train": self.max_train,
+            "max_test": self.max_test,
+            "val_fraction": self.val_fraction,
+            "seed": self.seed,
+        }
+
+    def build(self, family: str) -> Stream:
+        """The stream of this source for the config's family."""
+        raise NotImplementedError
+
+    def check_family(self, family: str) -> None:
+        if family not in self.families:
+            raise ConfigError(
+                f"stream.source = {self.source!r} holds {' or '.join(self.families)} tasks, "
+                f"not {family!r}; family {family!r} reads source = "
+                + " or ".join(repr(n) for n, c in SOURCES.items() if family in c.families)
+                + "."
+            )
+
+
+@dataclass(kw_only=True)
+class OfflineSource(StreamSource):
+    """BBC News topics and tweet sentiment from installed wheels (`offline_stream`)."""
+
+    tasks: list[dict[str, Any]] | None = spec(None, check=_offline_tasks)
+    min_confidence: float = 0.8
+
+    def build(self, family: str) -> Stream:
         return offline_stream(
-            spec.get("tasks"),
-            common["scenario"],
-            common["max_train"] or 200,
-            common["max_test"] or 100,
-            spec.get("min_confidence", 0.8),
-            common["seed"],
+            self.tasks,
+            self.scenario,
+            self.max_train or 200,
+            self.max_test or 100,
+            self.min_confidence,
+            self.seed,
         )
-    common["val_fraction"] = spec.pop("val_fraction", 0.0)
-    columns = {k: spec[k] for k in ("text_column", "label_column") if k in spec}
-    if source == "dir":
+
+
+@dataclass(kw_only=True)
+class DirSource(StreamSource):
+    """A folder: the cl_benchmark layout (`<task>/train.json, test.json, labels.json`) or
+    one data file (or train/test pair) per task. Generation: the label strings become the
+    answers of per-task `instructions` (default: petl's built-in ones)."""
+
+    data_dir: str = spec(hint='name the folder of the tasks (source = "dir").')
+    tasks: list[str] | None = spec(None, what="a list of task folder names")
+    text_column: str | None = None
+    label_column: str | None = None
+    instructions: dict[str, str] | None = None
+    families: ClassVar[tuple[str, ...]] = ("classification", "tokens", "generation")
+
+    def build(self, family: str) -> Stream:
         from petl.datafiles import folder_tasks, has_data_files
 
-        folder = os.path.expanduser(spec["data_dir"])
+        folder = os.path.expanduser(self.data_dir)
         if has_data_files(folder):  # one file (or a train/test pair) per task
             files = folder_tasks(folder)
-            names = spec.get("tasks") or list(files)
+            names = self.tasks or list(files)
             missing = [n for n in names if n not in files]
             if missing:
                 raise unknown_choice(f"task in {folder}", missing[0], files)
-            return Stream.from_files({n: files[n] for n in names}, **columns, **common)
-        return Stream.from_dir(folder, spec.get("tasks"), **common)
-    if source == "files":
-        return Stream.from_files(spec["files"], **columns, **common)
-    if source == "hub":
-        datasets = {k: tuple(v) if isinstance(v, list) else v for k, v in spec["datasets"].items()}
-        return Stream.from_hub(datasets, **columns, **common)
-    raise unknown_choice("stream source", source, ("offline", "dir", "files", "hub"))
+            chosen = {n: files[n] for n in names}
+            return FilesSource(source="files", files=chosen, **self._common()).build(family)
+        instructions = self.instructions if family == "generation" else None
+        return Stream.from_dir(
+            folder, self.tasks, family=family, instructions=instructions, **self.sizes()
+        )
+
+    def _common(self) -> dict[str, Any]:
+        return {
+            k: getattr(self, k)
+            for k in ("scenario", "max_train", "max_test", "val_fraction", "seed", "text_column")
+        } | {"label_column": self.label_column, "instructions": self.instructions}
+
+
+@dataclass(kw_only=True)
+class FilesSource(StreamSource):
+    """Data files by task: `files = {task = path or {train, test}}`. Classification reads
+    json/jsonl/csv/tsv/parquet columns; tokens CoNLL or JSON lines `{tokens, tags}` (with
+    the entity `types` of each task); generation JSON records `{instruction, input,
+    output}` (a task-wide instruction from `instructions`)."""
+
+    files: dict[str, Any] = spec(
+        hint="a table of task name -> file or {train, test}.", check=_tables
+    )
+    text_column: str | None = None
+    label_column: str | None = None
+    instructions: dict[str, str] | None = None
+    types: dict[str, list[str]] | None = None
+    families: ClassVar[tuple[str, ...]] = ("classification", "tokens", "generation")
+
+    def build(self, family: str) -> Stream:
+        if family == "tokens":
+            return Stream.from_ner(self.files, self.types, **self.sizes())
+        if family == "generation":
+            records: dict[str, dict[str, Any]] = {}
+            for name, paths in self.files.items():
+                split_paths = {"train": paths} if isinstance(paths, str) else dict(paths)
+                records[name] = {k: read_records(p) for k, p in split_paths.items()}
+                records[name]["instruction"] = (self.instructions or {}).get(name, "")
+            return Stream.from_records(records, family="generation", **self.sizes())
+        label = self.label_column or "label"
+        return Stream.from_files(
+            self.files, text_column=self.text_column, label_column=label, **self.sizes()
+        )
+
+
+@dataclass(kw_only=True)
+class HubSource(StreamSource):
+    """Hugging Face hub datasets by task: `datasets = {task = name or [name, config]}`."""
+
+    datasets: dict[str, Any] = spec(hint="a table of task name -> dataset name.", check=_tables)
+    text_column: str | None = None
+    label_column: str | None = None
+
+    def build(self, family: str) -> Stream:
+        datasets = {k: tuple(v) if isinstance(v, list) else v for k, v in self.datasets.items()}
+        label = self.label_column or "label"
+        return Stream.from_hub(
+            datasets, text_column=self.text_column, label_column=label, **self.sizes()
+        )
+
+
+SOURCES: dict[str, type[Any]] = {
+    "offline": OfflineSource,
+    "dir": DirSource,
+    "files": FilesSource,
+    "hub": HubSource,
+}
+
+
+def stream_source(where: str, raw: Any) -> StreamSource:
+    """The checked source dataclass of a `[stream]` table (its keys depend on `source`)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table, got {type(raw).__name__}.")
+    source = raw.get("source", "offline")
+    choice(f"{where}.source", source, SOURCES, "source")
+    return load_table(SOURCES[source], raw, where)
+
+
+def build_stream(
+    source: StreamSource | Mapping[str, Any], family: str = "classification"
+) -> Stream:
+    """The stream a `[stream]` table (or its checked dataclass) describes."""
+    if not isinstance(source, StreamSource):
+        source = stream_source("stream", dict(source))
+    source.check_family(family)
+    return source.build(family)
+
+
+def read_records(path: str) -> list[dict[str, Any]]:
+    """Records of a .json (a list) or .jsonl (one object a line) file."""
+    if not os.path.isfile(path):
+        raise DataError(f"Data file {path!r} does not exist.")
+    if path.endswith(".jsonl"):
+        with open(path, encoding="utf-8") as f:
+            try:
+                rows = [json.loads(line) for line in f if line.strip()]
+            except json.JSONDecodeError as err:
+                raise DataError(f"{path}: not valid JSON lines: {err}") from None
+    else:
+        rows = read_json(path)
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise DataError(f"{path} must hold a list of records (JSON objects).")
+    return rows
 
 
 def resolve_model(path: str) -> str:

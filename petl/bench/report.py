@@ -11,49 +11,27 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 from typing import Any
 
 import numpy as np
 
-METRICS = ("average_accuracy", "forgetting", "bwt", "fwt", "plasticity")
-PLOTS = {
-    "accuracy_matrices": "accuracy_matrices.png",
-    "task_accuracy": "task_accuracy.png",
-    "forgetting_vs_params": "forgetting_vs_params.png",
+from petl.bench.drift import ability_row
+from petl.bench.drift import section as drift_section
+from petl.bench.folder import CELLS, INVOCATIONS, environment, read_record
+from petl.bench.plots import PLOTS, short_count
+
+# metric of a family's score -> (short, long) name in tables and text
+METRIC_NAMES = {
+    "accuracy": ("acc", "accuracy"),
+    "f1": ("F1", "entity F1"),
+    "exact_match": ("EM", "exact match"),
 }
-
-
-def environment(num_threads: int | None = None) -> dict[str, Any]:
-    """Machine and library versions, echoed into every cell and the report."""
-    from importlib import metadata
-
-    versions: dict[str, str | None] = {}
-    for pkg in ("petl", "torch", "transformers", "peft", "accelerate", "numpy"):
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
-    try:
-        import torch
-
-        threads: int | None = torch.get_num_threads()
-    except ImportError:  # pragma: no cover
-        threads = num_threads
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": threads,
-        "versions": versions,
-    }
+METRICS = ("average_accuracy", "forgetting", "bwt", "fwt", "plasticity")
 
 
 def load_cells(out: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
     """(config record, finished cell records in config order, failed cells) of a folder."""
-    from petl.bench.runner import CELLS, read_record
 
     saved = read_record(out)  # refuses a folder petl bench did not write, before any write
     order = {k: i for i, k in enumerate(saved.get("cells", []))}
@@ -97,6 +75,7 @@ def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "initial": initial.mean(0).tolist(),
             "diagonal": np.diagonal(matrices, axis1=1, axis2=2).mean(0).tolist(),
             "final": matrices[:, -1, :].mean(0).tolist(),
+            "metric": (results[0].get("metric") or ["accuracy"])[0],
             "trainable_params": results[0]["info"].get("trainable_params"),
             "total_params": results[0]["info"].get("total_params"),
         }
@@ -115,6 +94,9 @@ def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
             # A statistic head over a frozen backbone: the LoRA (or head) that requires
             # grad was never stepped, so nothing was trained.
             row["trainable_params"] = 0
+        ability = ability_row(results, len(row["accuracy"]))
+        if ability is not None:
+            row["ability"] = ability
         rows.append(row)
     return rows
 
@@ -130,19 +112,18 @@ def _load(values: list[float] | None) -> str:
     return "/".join(f"{v:.1f}" for v in values) if values else "?"
 
 
-def _count(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit, size in (("M", 1e6), ("k", 1e3)):
-        if n >= size:
-            return f"{n / size:.{0 if n >= 100 * size else 1}f}{unit}"
-    return str(n)
+def score_name(rows: list[dict[str, Any]], long: bool = False) -> str:
+    """What the matrices hold: "accuracy" (classification), "entity F1" (tokens), "exact
+    match" (generation); short: acc, F1, EM."""
+    metrics = {r.get("metric", "accuracy") for r in rows} or {"accuracy"}
+    names = [METRIC_NAMES.get(m, (m, m))[long] for m in sorted(metrics)]
+    return " / ".join(names)
 
 
 def table_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     head = [
         "run",
-        "avg acc",
+        f"avg {score_name(rows)}",
         "forgetting",
         "BWT",
         "diagonal",
@@ -164,13 +145,13 @@ def table_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
                 _fmt(r["forgetting"], r["forgetting_std"], seeds=n),
                 _fmt(r["bwt"], r["bwt_std"], seeds=n),
                 _fmt(r["plasticity"], r["plasticity_std"], seeds=n),
-                _count(r["trainable_params"]),
+                short_count(r["trainable_params"]),
                 _fmt(r["wall_time_s"], digits=0),
                 _fmt(r.get("cpu_time_s"), digits=0),
                 _fmt(r["peak_rss_mb"], digits=0),
-                _count(r.get("optimizer_steps")),
+                short_count(r.get("optimizer_steps")),
                 f"{r['head_passes_per_task']}/task" if r.get("head_passes_per_task") else "-",
-                _count(r.get("state_floats")),
+                short_count(r.get("state_floats")),
             ]
         )
     return head, body
@@ -265,7 +246,16 @@ def markdown(report: dict[str, Any]) -> str:
     out += [
         "## Results",
         "",
-        "avg acc: mean accuracy over all tasks after the last one; forgetting: best earlier "
+        *(
+            [
+                f"Every score is {score_name(rows, long=True)}, the task family's own score, "
+                "in [0, 1]; 'accuracy' below means that score.",
+                "",
+            ]
+            if score_name(rows) != "acc"
+            else []
+        ),
+        f"avg {score_name(rows)}: mean accuracy over all tasks after the last one; forgetting: best earlier "
         "accuracy minus final, averaged over all but the last task; BWT: final minus "
         "just-trained accuracy; diagonal: mean accuracy on each task right after training "
         "it (plasticity); trainable: parameters the optimizer updates (0 when the run takes "
@@ -299,11 +289,13 @@ def markdown(report: dict[str, Any]) -> str:
         _md_table(["run", *short], [[r["name"], *(f"{v:.3f}" for v in r["final"])] for r in rows]),
         "",
     ]
+    out += drift_section(rows)
     out += ["## Plots", ""]
     for key, title in (
         ("accuracy_matrices", "Accuracy matrices"),
         ("task_accuracy", "Accuracy of each task over the stream"),
         ("forgetting_vs_params", "Forgetting against trainable parameters"),
+        ("ability_drift", "General-ability drift from the base model"),
     ):
         if key in report["plots"]:
             out += [f"![{title}](plots/{PLOTS[key]})", ""]
@@ -331,107 +323,6 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def plots(report: dict[str, Any], folder: str) -> dict[str, str]:
-    """Writes the PNG plots; returns {plot name: file path}."""
-    rows = report["runs"]
-    if not rows:
-        return {}
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
-    os.makedirs(folder, exist_ok=True)
-    T = len(rows[0]["accuracy"])
-    short = [f"T{i + 1}" for i in range(T)]
-    names = [t["name"] for t in report["stream"]["tasks"]] if report.get("stream") else short
-    legend = "   ".join(f"{s} = {n}" for s, n in zip(short, names, strict=True))
-    paths = {}
-    ncols = min(4, len(rows))
-    nrows = (len(rows) + ncols - 1) // ncols
-
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.0 * nrows + 0.6), squeeze=False)
-    for ax, r in zip(axes.flat, rows, strict=False):
-        m = np.array(r["accuracy"])
-        ax.imshow(m, vmin=0, vmax=1, cmap="viridis")
-        for i in range(T):
-            for j in range(T):
-                ax.text(
-                    j,
-                    i,
-                    f"{m[i, j]:.2f}",
-                    ha="center",
-                    va="center",
-                    fontsize=7,
-                    color="white" if m[i, j] < 0.6 else "black",
-                )
-        ax.set_xticks(range(T), short, fontsize=7)
-        ax.set_yticks(range(T), [f"after {s}" for s in short], fontsize=7)
-        ax.set_title(r["name"], fontsize=9)
-    for ax in list(axes.flat)[len(rows) :]:
-        ax.axis("off")
-    fig.suptitle(
-        f"Accuracy matrices (row: after training task i; column: task j)\n{legend}", fontsize=8
-    )
-    fig.tight_layout()
-    paths["accuracy_matrices"] = os.path.join(folder, PLOTS["accuracy_matrices"])
-    fig.savefig(paths["accuracy_matrices"], dpi=110)
-    plt.close(fig)
-
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(3.2 * ncols, 2.8 * nrows + 0.8), squeeze=False, sharey=True
-    )
-    for ax, r in zip(axes.flat, rows, strict=False):
-        m = np.array(r["accuracy"])
-        for j in range(T):
-            ax.plot(range(j + 1, T + 1), m[j:, j], marker="o", markersize=3, label=short[j])
-        ax.set_xticks(range(1, T + 1), short, fontsize=7)
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_title(r["name"], fontsize=9)
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(rows) :]:
-        ax.axis("off")
-    axes.flat[0].set_ylabel("accuracy")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=T, fontsize=7)
-    fig.suptitle(f"Accuracy of each task after training tasks 1..T\n{legend}", fontsize=8)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
-    paths["task_accuracy"] = os.path.join(folder, PLOTS["task_accuracy"])
-    fig.savefig(paths["task_accuracy"], dpi=110)
-    plt.close(fig)
-
-    usable = [r for r in rows if r["trainable_params"] and r["forgetting"] is not None]
-    if usable:
-        fig, ax = plt.subplots(figsize=(6.4, 4.4))
-        x = [r["trainable_params"] for r in usable]
-        y = [r["forgetting"] for r in usable]
-        err = [r["forgetting_std"] or 0.0 for r in usable]
-        acc = [r["average_accuracy"] for r in usable]
-        ax.errorbar(x, y, yerr=err, fmt="none", ecolor="gray", alpha=0.6)
-        points = ax.scatter(x, y, c=acc, cmap="viridis", vmin=0, vmax=1, s=50, zorder=3)
-        point_names: dict[tuple[float, float], list[str]] = {}
-        for r, xi, yi in zip(usable, x, y, strict=True):  # one label per point, point_names joined
-            point_names.setdefault((xi, round(yi, 3)), []).append(r["name"])
-        ax.set_xscale("log")
-        ax.set_xlim(min(x) / 2, max(x) * 6)  # room for the labels of the rightmost points
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: _count(int(v))))
-        ax.set_xlabel("trainable parameters (log scale)")
-        ax.set_ylabel("average forgetting (lower is better)")
-        ax.grid(alpha=0.3)
-        fig.colorbar(points, ax=ax, label="final average accuracy")
-        ax.set_title("Forgetting against trainable parameters", fontsize=9)
-        fig.tight_layout()
-        from petl.bench.labels import place_labels
-
-        groups = list(point_names.items())  # after the layout: labels placed in final pixels
-        place_labels(ax, [p for p, _ in groups], [", ".join(g) for _, g in groups])
-        paths["forgetting_vs_params"] = os.path.join(folder, PLOTS["forgetting_vs_params"])
-        fig.savefig(paths["forgetting_vs_params"], dpi=110)
-        plt.close(fig)
-    return paths
-
-
 def build_report(out: str) -> dict[str, Any]:
     """The report dict of an output folder (what results.json holds)."""
     saved, cells, failed = load_cells(out)
@@ -441,8 +332,8 @@ def build_report(out: str) -> dict[str, Any]:
     stream = cells[0]["results"]["info"].get("stream") if cells else None
     env = cells[-1]["environment"] if cells else environment(config.get("num_threads", 1))
     invocations = []
-    if os.path.exists(os.path.join(out, "invocations.json")):
-        with open(os.path.join(out, "invocations.json")) as f:
+    if os.path.exists(os.path.join(out, INVOCATIONS)):
+        with open(os.path.join(out, INVOCATIONS)) as f:
             invocations = json.load(f)
     return {
         "name": config.get("name", "bench"),
@@ -476,6 +367,8 @@ def build_report(out: str) -> dict[str, Any]:
 
 def write_report(out: str) -> dict[str, Any]:
     """Renders results.json, report.md and plots/*.png of an output folder."""
+    from petl.bench.plots import plots
+
     report = build_report(out)
     paths = plots(report, os.path.join(out, "plots"))
     report["plots"] = {k: os.path.relpath(v, out) for k, v in paths.items()}

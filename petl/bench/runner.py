@@ -1,15 +1,7 @@
 """Runs a benchmark: every cell (run x seed) of a config, each one resumable, each result
 written to disk as soon as it exists.
 
-Layout of an output folder:
-
-    .petl-bench                 marker: petl made this folder (only such folders are deleted)
-    config.json                 the validated config (echo), the command, the cell keys
-    cells/<key>.json            one finished cell: run, seed, Results.to_dict(), environment
-    cells/<key>.failed.json     a cell that raised a petl error (retried by --resume)
-    checkpoints/<key>/          the engine's checkpoint of an unfinished cell
-    invocations.json            wall and CPU time and load average of each `petl bench` call
-    results.json, report.md, plots/*.png     written by petl.bench.report
+The folder layout lives in petl.bench.folder, the report in petl.bench.report.
 
 `--resume DIR` reads config.json, skips every cell that has its JSON, and continues a
 half-trained cell from its checkpoint (petl.Learner's own resume)."""
@@ -18,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import shutil
 import sys
@@ -27,114 +18,19 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from petl.bench.config import BenchConfig, Cell, validate
+from petl.bench.config import BenchConfig, Cell
+from petl.bench.folder import (
+    CHECKPOINTS,
+    _children_cpu,
+    _loadavg,
+    _write_json,
+    cell_path,
+    environment,
+    log_invocation,
+    prepare,
+)
+from petl.bench.report import write_report
 from petl.errors import ConfigError, PetlError
-
-CONFIG_FILE = "config.json"
-CELLS = "cells"
-CHECKPOINTS = "checkpoints"
-INVOCATIONS = "invocations.json"
-MARKER = ".petl-bench"  # written into every output folder petl creates; --overwrite needs it
-
-
-def cell_path(out: str, cell: Cell, suffix: str = ".json") -> str:
-    return os.path.join(out, CELLS, cell.key + suffix)
-
-
-def read_record(out: str) -> dict[str, Any]:
-    """The config.json record of a benchmark folder, checked to be one petl wrote.
-
-    Raises:
-        ConfigError: `out` is not a petl bench output folder (no config.json, or a
-            config.json of something else, such as a Hugging Face model).
-    """
-    path = os.path.join(out, CONFIG_FILE)
-    if not os.path.isfile(path):
-        raise ConfigError(f"{out!r} holds no {CONFIG_FILE}: it is not a petl bench output folder.")
-    try:
-        with open(path, encoding="utf-8") as f:
-            record = json.load(f)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ConfigError(
-            f"{path} is not valid JSON ({err}); is {out!r} a petl bench folder?"
-        ) from None
-    if (
-        not isinstance(record, dict)
-        or not isinstance(record.get("config"), dict)
-        or not isinstance(record.get("cells"), list)
-    ):
-        raise ConfigError(
-            f"{path} was not written by petl bench (a model's config.json?): {out!r} is not a "
-            "petl bench output folder. Point at the folder petl bench reported."
-        )
-    return record
-
-
-def is_own_folder(out: str) -> bool:
-    """True when `out` carries the marker petl bench writes into the folders it creates."""
-    return os.path.isfile(os.path.join(out, MARKER))
-
-
-def load_saved_config(out: str) -> BenchConfig:
-    """The config a benchmark folder was started with."""
-    return validate(read_record(out)["config"])
-
-
-def _comparable(raw: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: v
-        for k, v in raw.items()
-        if k not in ("output_dir", "workers", "num_threads", "keep_checkpoints")
-    }
-
-
-def prepare(config: BenchConfig, out: str, resume: bool, overwrite: bool = False) -> bool:
-    """Creates (or checks) the output folder; returns True when it continues an earlier run."""
-    path = os.path.join(out, CONFIG_FILE)
-    used = os.path.isdir(out) and bool(os.listdir(out))
-    if used and overwrite:
-        if not is_own_folder(out):
-            raise ConfigError(
-                f"--overwrite deletes only folders petl bench created (they hold {MARKER}); "
-                f"{out!r} does not, so it is left alone. Pick another --output, or remove the "
-                "folder yourself if you are sure."
-            )
-        shutil.rmtree(out)
-        used = False
-    if used and not os.path.exists(path):
-        raise ConfigError(
-            f"{out!r} already holds other files and is not a petl bench output folder; petl "
-            "writes only into new, empty or its own folders. Pick another --output."
-        )
-    if os.path.exists(path):
-        saved = read_record(out)["config"]
-        if _comparable(saved) != _comparable(config.raw):
-            raise ConfigError(
-                f"{out!r} already holds a benchmark of another configuration. Continue it "
-                f"with `petl bench --resume {out}`, write elsewhere with --output, or pass "
-                "--overwrite to replace it."
-            )
-        _write_marker(out)  # folders of older petl versions get one once recognised
-        return True
-    if resume:
-        raise ConfigError(f"Nothing to resume in {out!r}: it holds no {CONFIG_FILE}.")
-    os.makedirs(os.path.join(out, CELLS), exist_ok=True)
-    _write_marker(out)
-    record = {
-        "config": config.raw,
-        "command": " ".join(["petl", *sys.argv[1:]]),
-        "cells": [c.key for c in config.cells()],
-    }
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=2)
-    os.replace(tmp, path)
-    return False
-
-
-def _write_marker(out: str) -> None:
-    with open(os.path.join(out, MARKER), "w") as f:
-        f.write("This folder was created by petl bench; petl bench --overwrite may delete it.\n")
 
 
 def check_model(path: str) -> None:
@@ -194,15 +90,14 @@ def peak_rss_mb() -> float:
 
 
 def build_strategies(cell: Cell) -> list[Any]:
-    from petl.bench.config import strategy_options
-    from petl.strategies import STRATEGIES
+    from petl.bench.config import build_strategy, strategy_options
 
     out = []
     for name, options in cell.run.strategies:
         options = dict(options)
         if "seed" in strategy_options(name):
             options.setdefault("seed", cell.seed)
-        out.append(STRATEGIES[name](**options))
+        out.append(build_strategy(f"run {cell.run.name!r}", name, options))
     return out
 
 
@@ -213,7 +108,6 @@ def run_cell(
     import torch
 
     from petl.bench.data import resolve_model
-    from petl.bench.report import environment
     from petl.training.learner import Learner
 
     quiet_libraries()
@@ -227,6 +121,7 @@ def run_cell(
         method_options=cell.run.method_options,
         strategies=build_strategies(cell),
         config=cell_train_config(config, cell, out, progress),
+        family=config.family.build(),
     )
     results = learner.fit(stream, checkpoint_dir=ckpt_dir)
     if measured:
@@ -278,14 +173,6 @@ def strategy_costs(learner: Any) -> dict[str, Any]:
     return costs
 
 
-def _write_json(path: str, data: Any) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
-
-
 def _cost(cell: Cell) -> float:
     """Rough relative cost, to start the longest cells first when several workers run."""
     cost = 5.0 if cell.run.method is None else 1.0
@@ -327,14 +214,13 @@ def run(
     from tqdm.auto import tqdm
 
     from petl.bench.data import build_stream
-    from petl.bench.report import write_report
 
     out = out or config.output_dir
     say = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
     quiet_libraries()
     # Everything is validated before the output folder is touched: bad data or a missing
     # model must not cost an earlier report.
-    stream = build_stream(config.stream)
+    stream = build_stream(config.stream, config.family.name)
     check_model(config.model)
     continuing = prepare(config, out, resume, overwrite)
     cells = config.cells()
@@ -406,44 +292,3 @@ def run(
     report = write_report(out)
     report["failed"] = failures
     return report
-
-
-def _children_cpu() -> float:
-    import resource
-
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def _loadavg() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
-def log_invocation(
-    out: str, cells_run: int, elapsed: float, load_start: list[float] | None, cpu_start: float
-) -> None:
-    """Appends this invocation's wall time, CPU time (this process and its workers) and the
-    machine's load average before/after to <out>/invocations.json: on a shared machine the
-    load says how much of the wall time was other jobs'."""
-    path = os.path.join(out, INVOCATIONS)
-    history = []
-    if os.path.exists(path):
-        with open(path) as f:
-            history = json.load(f)
-    history.append(
-        {
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "command": " ".join(["petl", *sys.argv[1:]]),
-            "cells_run": cells_run,
-            "wall_time_s": round(elapsed, 1),
-            "cpu_time_s": round(_children_cpu() - cpu_start, 1),
-            "cpu_count": os.cpu_count(),
-            "loadavg_start": load_start,
-            "loadavg_end": _loadavg(),
-        }
-    )
-    _write_json(path, history)

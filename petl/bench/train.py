@@ -25,9 +25,6 @@ from petl.heads import FINAL_LAYERS
 from petl.stream import Stream
 
 TRAIN_INFO = "petl_train.json"
-# The default benchmark's tuned settings for MiniLM (docs/benchmark.md); lr is 5e-3 for a
-# PEFT method and 2e-4 for full fine-tuning unless given.
-TRAIN_DEFAULTS = {"epochs": 2, "batch_size": 8, "max_length": 64}
 
 
 def one_task_stream(
@@ -178,8 +175,9 @@ def train(
     from petl.training.learner import Learner
 
     quiet_libraries()
-    options = {**TRAIN_DEFAULTS, "lr": 5e-3 if method else 2e-4, **(train_options or {})}
-    config = TrainConfig.from_dict({**options, "progress": progress})
+    # petl.TrainConfig's defaults (lr by kind of method) for every setting not given
+    config = TrainConfig.from_dict({**(train_options or {}), "progress": progress})
+    config = config.for_method(method)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     stream = one_task_stream(
@@ -198,6 +196,7 @@ def train(
             "test_examples": len(first.test),
             "model_path": path,
             "method": method,
+            "method_options": method_options or {},
             "train_config": config.to_dict(),
             "output": output,
         }

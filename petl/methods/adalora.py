@@ -1,16 +1,37 @@
-"""AdaLoRA's training-time hooks, owned by the method rather than the generic loop.
+"""Everything AdaLoRA needs beyond a plain peft tuner, in one place (the registry names
+this module as AdaLoRA's `hooks`; nothing else in petl knows AdaLoRA by name).
 
-peft's AdaLoRA needs two things during training that a model computing its own loss
-would do for itself, and petl (which computes the loss outside, over task heads) must do:
-its orthogonality regulariser on the loss, and `update_and_allocate(step)` after every
-optimizer step, which scores ranks from the gradients (so before they are cleared) and
-masks the lowest. `petl.strategies.protocol.method_hooks` adds this object to the hooks."""
+- `training_options`: peft's AdaLoRA needs `total_step` in its config; the trainer knows
+  it, so `petl.Learner` fills it in.
+- `training_hooks`: two things a model computing its own loss would do for itself, and
+  petl (which computes the loss outside, over task heads) must do: the orthogonality
+  regulariser on the loss, and `update_and_allocate(step)` after every optimizer step,
+  which scores ranks from the gradients (so before they are cleared) and masks the lowest.
+  `petl.strategies.protocol.method_hooks` adds them to the loop's hooks.
+- `after_load`: peft's AdaLoRA forward needs `trainable_adapter_name` whenever a loss is
+  computed, which a frozen loaded adapter lacks."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch
+
+
+def training_options(total_steps: int) -> dict[str, Any]:
+    """Config options only the trainer knows: the number of optimizer steps."""
+    return {"total_step": total_steps}
+
+
+def training_hooks(model: Any) -> AdaLoRABudget | None:
+    """The budget hooks of `model`'s AdaLoRA layers, or None if it has none."""
+    return AdaLoRABudget.of(model)
+
+
+def after_load(model: Any, adapter_name: str, is_trainable: bool) -> None:
+    """Makes a loaded AdaLoRA model able to compute a loss in inference mode."""
+    if not is_trainable:
+        model.base_model.trainable_adapter_name = adapter_name
 
 
 class AdaLoRABudget:

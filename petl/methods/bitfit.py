@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from petl.errors import IncompatibleModelError
-from petl.methods.native import NativeConfig, replace_module
+from petl.methods.layers import replace_module
+from petl.methods.native import NativeConfig
 from petl.methods.targets import matches
 
 

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from petl.errors import ConfigError
-from petl.methods.native import NativeConfig, replace_module
+from petl.methods.layers import replace_module
+from petl.methods.native import NativeConfig
 from petl.methods.targets import bottleneck_targets, find_targets
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}

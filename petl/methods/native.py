@@ -9,11 +9,15 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar, Protocol, cast
+from typing import Any, ClassVar
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from petl.methods.layers import adapter_layers, replace_module
+from petl.methods.present import refuse_mixed
+from petl.methods.signature import save_meta
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
@@ -46,31 +50,6 @@ class NativeConfig:
     def from_dict(cls, data: dict[str, Any]) -> NativeConfig:
         fields = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in fields})
-
-
-class AdapterLayer(Protocol):
-    """What a native wrapper layer offers; found structurally, never by inheritance."""
-
-    base_layer: nn.Module
-    merged: bool
-    disabled: bool
-    adapter_prefix: ClassVar[str]
-
-    def merge(self) -> None: ...
-
-    def unmerge(self) -> None: ...
-
-
-def adapter_layers(model: nn.Module) -> Iterator[tuple[str, AdapterLayer]]:
-    for name, module in model.named_modules():
-        if hasattr(module, "base_layer") and hasattr(module, "adapter_prefix"):
-            yield name, cast(AdapterLayer, module)
-
-
-def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, child, new)
 
 
 class PetlModel(nn.Module):
@@ -135,15 +114,11 @@ class PetlModel(nn.Module):
         return out
 
     def save_pretrained(self, save_directory: str, **_: Any) -> None:
-        from petl.methods.present import refuse_mixed  # present imports this module
-
         refuse_mixed(self)  # peft layers inside would be silently left out of the file
         os.makedirs(save_directory, exist_ok=True)
         self.petl_config.save(save_directory)
         state = {k: v.cpu() for k, v in self.adapter_state_dict().items()}
         save_file(state, os.path.join(save_directory, WEIGHTS_NAME), metadata={"format": "pt"})
-        from petl.methods.signature import save_meta
-
         save_meta(self, save_directory)
 
     def load_adapter_weights(self, directory: str) -> None:
@@ -192,9 +167,13 @@ class PetlModel(nn.Module):
                 layer.disabled = False
 
     def print_trainable_parameters(self) -> None:
-        from petl.param_summary import summary
-
-        print(summary(self))
+        """peft's one-line count (`petl.summary(model)` splits it by part)."""
+        total = sum(p.numel() for p in self.parameters())
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        print(
+            f"trainable params: {trainable:,d} || all params: {total:,d} || "
+            f"trainable%: {100 * trainable / max(total, 1):.4f}"
+        )
 
 
 def _prefixes(model: PetlModel) -> tuple[str, ...]:

@@ -5,15 +5,22 @@ from __future__ import annotations
 
 from torch import nn
 
-from petl.methods.native import PetlModel, adapter_layers
+from petl.methods.layers import adapter_layers
+
+
+def _petl_method(model: nn.Module) -> str | None:
+    """The method of a `PetlModel` (known by its config, so this module needs not import
+    native.py, which imports this one), None for anything else."""
+    config = getattr(model, "petl_config", None)
+    return None if config is None else str(config.method)
 
 
 def adapters_on(model: nn.Module) -> list[str]:
     """Descriptions of the adapters on `model` (peft wrappers or layers, petl wrappers or
     layers); empty for a plain model."""
     found = []
-    if isinstance(model, PetlModel):
-        found.append(f"petl {model.petl_config.method}")
+    if _petl_method(model) is not None:
+        found.append(f"petl {_petl_method(model)}")
     elif any(True for _ in adapter_layers(model)):
         found.append("petl adapter layers")
     peft_types = _peft_types(model)
@@ -59,7 +66,7 @@ def refuse_mixed(model: nn.Module) -> None:
     another's (e.g. petl layers inside a peft model, or peft layers inside a PetlModel)."""
     from petl.errors import ConfigError
 
-    petl_kind = isinstance(model, PetlModel) or any(True for _ in adapter_layers(model))
+    petl_kind = _petl_method(model) is not None or any(True for _ in adapter_layers(model))
     if petl_kind and _peft_types(model):
         raise ConfigError(
             f"This model carries both petl and peft adapters ({', '.join(adapters_on(model))}); "

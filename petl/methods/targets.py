@@ -64,6 +64,16 @@ def candidate_names(model: nn.Module, limit: int = 12) -> list[str]:
     return [*leaves, *(s for s in shorts if s not in leaves)][:limit]
 
 
+def norm_names(model: nn.Module) -> list[str]:
+    """Distinct last names of the normalisation layers (LayerNorm, RMSNorm, ...): the
+    default targets of layer-norm tuning, where peft has none for many architectures."""
+    names: dict[str, None] = {}
+    for name, module in model.named_modules():
+        if name and "norm" in type(module).__name__.lower():
+            names.setdefault(name.split(".")[-1], None)
+    return list(names)
+
+
 def matches(name: str, targets: str | Sequence[str]) -> bool:
     """peft's target semantics: a string is a full-match regex, a list matches name suffixes."""
     if isinstance(targets, str):

@@ -65,6 +65,16 @@ class OLoRA(Strategy):
         self._past: list[dict[str, tuple[torch.Tensor, torch.Tensor]]] = []
         self._seed = 0
 
+    @staticmethod
+    def check_method(method: str | None) -> None:
+        """Refuses a method without plain LoRA layers before any model is built (`petl
+        bench` asks every strategy that has this check when a config is loaded)."""
+        if method != "lora":
+            raise ConfigError(
+                f"strategy 'olora' needs method 'lora', got {method or 'none'!r}. "
+                "Use task_adapters for other methods."
+            )
+
     def setup(self, learner: Any) -> None:
         layers = lora_layers(learner.model)
         if not layers:

@@ -193,7 +193,6 @@ class Hooks:
 
 def method_hooks(model: Any) -> list[Any]:
     """Hook objects the PEFT method inside `model` contributes (AdaLoRA's budget step)."""
-    from petl.methods.adalora import AdaLoRABudget
+    from petl.methods import training_hooks
 
-    budget = AdaLoRABudget.of(model)
-    return [budget] if budget is not None else []
+    return training_hooks(model)

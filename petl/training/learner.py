@@ -189,7 +189,13 @@ class Learner:
                 )
             self.tokenizer = self.tokenizer or AutoTokenizer.from_pretrained(self.source)
             auto = getattr(transformers, self.family.auto_class)
-            kwargs = {"num_labels": 2} if self.family.name != "generation" else {}
+            # The checkpoint's own classifier (of any size, e.g. a 9-tag NER model) is
+            # replaced by petl's heads, so a size mismatch there is expected.
+            kwargs = (
+                {"num_labels": 2, "ignore_mismatched_sizes": True}
+                if self.family.name != "generation"
+                else {}
+            )
             from petl.quiet import quiet_petl_calls
 
             with quiet_petl_calls():  # the classifier reported MISSING is replaced by heads
@@ -205,8 +211,11 @@ class Learner:
             from petl.api import apply
 
             options = dict(self.method_options)
-            if self.method == "adalora":
-                options.setdefault("total_step", self._steps_estimate(self.stream))
+            if isinstance(self.method, str):  # e.g. AdaLoRA's total_step (the registry's hooks)
+                from petl.methods import training_options
+
+                steps = self._steps_estimate(self.stream)
+                options = {**training_options(self.method, steps), **options}
             backbone = apply(backbone, self.method, **options)
         return backbone
 

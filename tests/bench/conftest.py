@@ -1,5 +1,5 @@
-"""Fixtures of the bench/CLI tests: a tiny BERT and tokenizer saved to disk (built from a
-config, nothing downloaded), a tiny task folder in the cl_benchmark layout, and a helper
+"""Fixtures of the bench/CLI tests: a tiny BERT and tokenizer saved to disk (built by
+tests/tiny_models.py, nothing downloaded), a tiny task folder in the cl_benchmark layout, and a helper
 that writes a TOML config pointing at both."""
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import random
 
 import pytest
 import torch
+
+from tests.tiny_models import BERT_SPECIALS, bert_tokenizer, tiny_bert
 
 WORDS = {
     "sport": "goal match team score win",
@@ -32,37 +34,10 @@ def _sentence(rng: random.Random, label: str) -> str:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> str:
     """A 2-layer, hidden-32 BERT classifier with a word-level tokenizer, saved to disk."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
-
     folder = str(tmp_path_factory.mktemp("tiny_bert"))
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     words = sorted({w for ws in WORDS.values() for w in ws.split()} | set(FILLER))
-    vocab = {tok: i for i, tok in enumerate(specials + words)}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
-    )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        pad_token="[PAD]",
-        unk_token="[UNK]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-    )
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=32,
-        pad_token_id=0,
-    )
-    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer = bert_tokenizer(words)
+    tiny_bert(len(BERT_SPECIALS) + len(words)).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 

@@ -130,8 +130,8 @@ def test_train_saves_a_loadable_adapter(method, tiny_model_dir, tiny_data_dir, t
             "--output",
             str(out),
             "--no-progress",
-            "--option" if method == "lora" else "--max-length",
-            "r=4" if method == "lora" else "16",
+            "--set" if method == "lora" else "--max-length",
+            "method.r=4" if method == "lora" else "16",
         ]
     )
     assert code == 0, capsys.readouterr().err
@@ -161,3 +161,36 @@ def test_train_saves_a_loadable_adapter(method, tiny_model_dir, tiny_data_dir, t
 def test_train_needs_a_task_for_a_folder(tiny_data_dir, tmp_path, capsys):
     assert main(["train", "--data", tiny_data_dir, "--output", str(tmp_path / "x")]) == 2
     assert "--task" in capsys.readouterr().err
+
+
+def _train_dry_run(tiny_model_dir, tiny_data_dir, tmp_path, *extra):
+    argv = ["train", "--data", tiny_data_dir, "--task", "topics", "--model", tiny_model_dir]
+    return main([*argv, "--output", str(tmp_path / "x"), "--dry-run", "--no-progress", *extra])
+
+
+def test_train_defaults_are_trainconfigs(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
+    from petl import TrainConfig
+
+    assert _train_dry_run(tiny_model_dir, tiny_data_dir, tmp_path) == 0
+    info = json.loads(capsys.readouterr().out)
+    # lr: TrainConfig's default for a PEFT method, resolved as the Learner resolves it
+    assert info["train_config"] == TrainConfig(progress=False).for_method("lora").to_dict()
+
+
+def test_train_set_is_the_bench_override_syntax(tiny_model_dir, tiny_data_dir, tmp_path, capsys):
+    args = ["--set", "method.r=4", "--set", "train.warmup_ratio=0.2", "--epochs", "1"]
+    assert _train_dry_run(tiny_model_dir, tiny_data_dir, tmp_path, *args) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["method_options"] == {"r": 4}
+    assert (info["train_config"]["warmup_ratio"], info["train_config"]["epochs"]) == (0.2, 1)
+    for bad, fragments in (
+        ("r=4", ["--set r", "method.OPTION=VALUE", "train.SETTING=VALUE"]),
+        ("method.rank=4", ["method.rank", "lora_alpha"]),
+        ("train.lrr=1", ["train.lrr", "Did you mean 'lr'"]),
+        ("train.epochs=0", ["TrainConfig.epochs", "positive integer"]),
+        ("nothing", ["KEY=VALUE"]),
+    ):
+        assert _train_dry_run(tiny_model_dir, tiny_data_dir, tmp_path, "--set", bad) == 2, bad
+        err = capsys.readouterr().err
+        for fragment in fragments:
+            assert fragment in err, (bad, err)

@@ -10,10 +10,11 @@ import os
 import random
 
 import pytest
-from conftest import _sentence
 
 import petl
 from petl.cli import METHOD_NAMES, STRATEGY_NAMES, main
+from petl.training.config import PEFT_LR
+from tests.bench.conftest import _sentence
 
 
 def write_csv(path: str, labels: list[str], n: int, seed: int) -> str:
@@ -59,7 +60,7 @@ def test_train_with_own_columns_and_a_test_file(tiny_model_dir, tmp_path, capsys
     assert main([*args, "--no-progress"]) == 0
     with open(os.path.join(out, "petl_train.json")) as f:
         saved = json.load(f)
-    assert saved["test_examples"] == 10 and saved["train_config"]["lr"] == 5e-3
+    assert saved["test_examples"] == 10 and saved["train_config"]["lr"] == PEFT_LR
 
 
 def test_folder_of_task_files(tiny_model_dir, tmp_path, capsys) -> None:

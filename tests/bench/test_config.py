@@ -160,7 +160,7 @@ def test_default_config_compares_the_required_runs():
         ("lora", ("joint",)),
     ]:
         assert kind in kinds
-    assert cfg.stream["source"] == "offline" and cfg.model == "minilm"
+    assert cfg.stream.source == "offline" and cfg.model == "minilm"
 
 
 def test_yaml_config(tmp_path):

@@ -11,8 +11,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import torch
-from cl_data import SPECIALS, WORDS
 from torch import nn
+
+from tests.cl.cl_data import SPECIALS, WORDS
 
 
 class BagClassifier(nn.Module):

@@ -1,5 +1,6 @@
-"""Helpers of the continual-learning tests: a word-level tokenizer with a pair template, a
-tiny seeded BERT classifier, and small constructed task streams. Nothing is downloaded."""
+"""Helpers of the continual-learning tests: the vocabulary of small constructed task
+streams, its tokenizer and tiny seeded BERT classifier (built by tests/tiny_models.py), and
+the streams themselves. Nothing is downloaded."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from typing import Any
 
 import torch
 
-SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+from tests.tiny_models import BERT_SPECIALS, bert_tokenizer, tiny_bert
+
+SPECIALS = BERT_SPECIALS
 # Weight init std of the tiny BERT. BERT's own 0.02 gives pooled features so small that a
 # task needs hundreds of steps to be learned; 0.1 learns these toy tasks in ~20 steps.
 INIT = 0.1
@@ -23,46 +26,14 @@ WORDS = [f"c{c}_{k}" for c in range(NUM_CLASSES) for k in range(CLASS_TOKENS)] +
 
 def make_tokenizer() -> Any:
     """A fast word-level tokenizer over WORDS with BERT's single and pair templates."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {tok: i for i, tok in enumerate(SPECIALS + WORDS)}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", 2), ("[SEP]", 3)],
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        pad_token="[PAD]",
-        unk_token="[UNK]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
-    )
+    return bert_tokenizer(WORDS, split_punctuation=False, token_type_ids=True)
 
 
 def make_bert(seed: int = 0, hidden: int = 32, dropout: float = 0.1) -> torch.nn.Module:
     """A tiny BERT sequence classifier (2 layers, hidden 32) with seeded weights."""
-    from transformers import BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=len(SPECIALS) + len(WORDS),
-        hidden_size=hidden,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=2 * hidden,
-        max_position_embeddings=32,
-        hidden_dropout_prob=dropout,
-        attention_probs_dropout_prob=dropout,
-        num_labels=2,
-        initializer_range=INIT,
+    return tiny_bert(
+        len(SPECIALS) + len(WORDS), seed=seed, hidden=hidden, dropout=dropout, init=INIT
     )
-    return BertForSequenceClassification(config)
 
 
 def class_examples(

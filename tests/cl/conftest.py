@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 import torch
-from cl_data import make_tokenizer, split_records
+
+from tests.cl.cl_data import make_tokenizer, split_records
 
 torch.set_num_threads(1)
 

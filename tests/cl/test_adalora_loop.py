@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from cl_data import make_bert
-
 import petl
+from tests.cl.cl_data import make_bert
 
 
 def test_adalora_budget_updates_inside_the_loop(tok, records) -> None:

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 import torch
-from test_resume import Kill, Killed, assert_same, weights
-from test_slca import GROUPS, learner, stream
 
 import petl
 from petl.strategies.base import Strategy
+from tests.cl.test_resume import Kill, Killed, assert_same, weights
+from tests.cl.test_slca import GROUPS, learner, stream
 
 
 class HeadSnapshots(Strategy):

@@ -13,10 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from cl_data import interference_records, split_records
-from test_forgetting import forgetting, report
 
 import petl
+from tests.cl.cl_data import interference_records, split_records
+from tests.cl.test_forgetting import forgetting, report
 
 pytestmark = pytest.mark.slow  # trains eleven strategies on two constructed streams (~1 min)
 

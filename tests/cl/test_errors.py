@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from cl_data import make_bert, split_records
 
 import petl
 from petl import ConfigError, DataError, IncompatibleModelError
 from petl.strategies.base import Strategy
+from tests.cl.cl_data import make_bert, split_records
 
 
 class Spy(Strategy):

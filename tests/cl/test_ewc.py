@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 import torch
-from cl_data import make_bert, split_records
 
 import petl
 from petl.errors import ConfigError
 from petl.strategies import ewc as ewc_module
+from tests.cl.cl_data import make_bert, split_records
 
 
 def tensors(

@@ -23,9 +23,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from cl_data import interference_records, make_bert, split_records
 
 import petl
+from tests.cl.cl_data import interference_records, make_bert, split_records
 
 pytestmark = pytest.mark.slow  # trains every strategy on two constructed streams (~1 min)
 

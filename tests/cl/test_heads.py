@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 import torch
-from cl_data import make_bert, split_records
 from torch.testing import assert_close
 
 import petl
 from petl.heads import TaskHeads
+from tests.cl.cl_data import make_bert, split_records
 
 
 def test_concat_heads_expand_and_keep_old_rows() -> None:

@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from cl_data import interference_records, make_bert
 
 import petl
 from petl.errors import ConfigError, IncompatibleModelError
 from petl.strategies.base import Strategy
 from petl.strategies.osf import OSF, effective_weight, osf_layers
+from tests.cl.cl_data import interference_records, make_bert
 
 CONFIG = {"epochs": 3, "batch_size": 8, "lr": 5e-3, "warmup_ratio": 0.0, "progress": False}
 
@@ -46,7 +46,7 @@ class Snapshot(Strategy):
 def run(
     strategies: list[Any], method: Any, records: dict, seed: int = 0, options: Any = None
 ) -> petl.Results:
-    from cl_data import make_tokenizer
+    from tests.cl.cl_data import make_tokenizer
 
     stream = petl.Stream.from_records(records, scenario="task", val_fraction=0.0)
     learner = petl.Learner(

@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from cl_data import make_bert, split_records
 
 import petl
 from petl.training.param_groups import param_groups
+from tests.cl.cl_data import make_bert, split_records
 
 
 def _learner(tok: Any, pooling: str) -> petl.Learner:

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 import torch
-from cl_data import make_bert
 
 import petl
 from petl.errors import ConfigError
 from petl.strategies.protocol import HOOKS, Capabilities, Hooks
 from petl.strategies.state import pack, unpack
+from tests.cl.cl_data import make_bert
 
 
 class Misspelt(petl.Strategy):

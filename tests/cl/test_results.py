@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from cl_data import make_bert, split_records
 
 import petl
 from petl import metrics
+from tests.cl.cl_data import make_bert, split_records
 
 SUMMARY_KEYS = {
     "average_accuracy",

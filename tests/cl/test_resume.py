@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 import torch
-from cl_data import make_bert, split_records
 
 import petl
 from petl import CheckpointError
 from petl.strategies.base import Strategy
+from tests.cl.cl_data import make_bert, split_records
 
 
 class Killed(RuntimeError):

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 import torch
-from bag_model import BagClassifier
-from cl_data import split_records
-from test_resume import Kill, Killed, assert_same, weights
 
 import petl
 from petl.strategies.slca import class_sums
 from petl.training.param_groups import param_groups
+from tests.cl.bag_model import BagClassifier
+from tests.cl.cl_data import split_records
+from tests.cl.test_resume import Kill, Killed, assert_same, weights
 
 GROUPS = [[0, 1], [2, 3], [4, 5], [6, 7]]
 CONFIG = {"epochs": 3, "batch_size": 8, "lr": 3e-2, "progress": False, "seed": 0}

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 import torch
-from cl_data import make_bert, split_records
 
 import petl
 from petl.features import features_for
 from petl.strategies.base import Strategy
 from petl.strategies.stat_heads import StatisticHead
+from tests.cl.cl_data import make_bert, split_records
 
 GROUPS = [[0, 1], [2, 3], [4, 5]]
 HEADS = {

@@ -11,6 +11,7 @@ import pytest
 from petl import DataError, Stream
 from petl.errors import ConfigError
 from petl.stream import Example, _records_from_datasetdict
+from tests.extras import need_path
 
 TRAIN = [{"text": f"good {i}", "label": "pos"} for i in range(10)] + [
     {"text": f"bad {i}", "label": "neg"} for i in range(10)
@@ -191,8 +192,7 @@ def test_from_dir_real_cl_benchmark() -> None:
     import os
 
     root = os.path.join(os.path.dirname(__file__), "../../../shared/data/cl_benchmark")
-    if not os.path.isdir(root):
-        pytest.skip("../shared/data/cl_benchmark not present")
+    need_path(root, "the shared data folder ../shared/data/cl_benchmark")
     stream = Stream.from_dir(
         root, tasks=["dbpedia", "amazon", "yelp", "agnews"], max_train=50, max_test=20
     )

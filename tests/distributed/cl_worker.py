@@ -42,6 +42,7 @@ import torch
 
 import petl
 from petl.training import checkpoint as ckpt
+from tests.tiny_models import bert_tokenizer, tiny_bert
 
 # task -> {label: words that signal it}
 TASKS = {
@@ -55,43 +56,13 @@ WORDS = FILLER + [w for words in TASKS.values() for ws in words.values() for w i
 
 
 def make_tokenizer():
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    vocab = {tok: i for i, tok in enumerate(specials + WORDS)}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        pad_token="[PAD]",
-        unk_token="[UNK]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-    )
+    return bert_tokenizer(WORDS)
 
 
 def make_model():
-    from transformers import BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=64,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=32,
-        num_labels=2,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-        initializer_range=0.1,  # livelier random features: tasks are learned in few steps
-    )
-    return BertForSequenceClassification(config)
+    # dropout off: runs on 1 and 2 processes are compared; a livelier init (0.1): tasks are
+    # learned in few steps
+    return tiny_bert(64, num_labels=2, dropout=0.0, init=0.1)
 
 
 def make_stream(scenario: str) -> petl.Stream:

@@ -11,9 +11,9 @@ import os
 import sys
 
 import torch
-from cl_worker import make_model, make_stream, make_tokenizer, save
 
 import petl
+from tests.distributed.cl_worker import make_model, make_stream, make_tokenizer, save
 
 
 def main(out: str, sharding: str = "none") -> int:

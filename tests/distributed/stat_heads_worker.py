@@ -11,15 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 
 import torch
 from safetensors.torch import save_file
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cl_worker import make_model, make_stream, make_tokenizer
-
 import petl
+from tests.distributed.cl_worker import make_model, make_stream, make_tokenizer
 
 CASES = {
     "ncm": lambda: petl.NCM(),

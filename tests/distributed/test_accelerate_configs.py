@@ -113,6 +113,7 @@ def test_ddp_cpu_config_launches_two_processes(tmp_path):
     worker = Path(__file__).parent / "cl_worker.py"
     env = {k: v for k, v in os.environ.items() if k != "WORLD_SIZE"}
     env.update(ACCELERATE_USE_CPU="true", OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[2]), env.get("PYTHONPATH", "")])
     cmd = [
         sys.executable,
         "-m",

@@ -22,7 +22,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_two_processes import WORKER, _env, _free_port, _load, _max_diff, _run, accelerate_launch
+
+from tests.distributed.test_two_processes import (
+    WORKER,
+    _env,
+    _free_port,
+    _load,
+    _max_diff,
+    _run,
+    accelerate_launch,
+)
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]  # about 5 min: 5 launches
 

@@ -22,7 +22,16 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_two_processes import LOOSE, WORKER, _env, _load, _max_diff, _run, accelerate_launch
+
+from tests.distributed.test_two_processes import (
+    LOOSE,
+    WORKER,
+    _env,
+    _load,
+    _max_diff,
+    _run,
+    accelerate_launch,
+)
 
 pytestmark = [
     pytest.mark.distributed,

@@ -5,18 +5,12 @@ test resets it before and after (as accelerate's own tests do)."""
 
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, os.path.dirname(__file__))
-
-import cl_worker
-
 import petl
+from tests.distributed import cl_worker
 
 
 @pytest.fixture

@@ -4,21 +4,17 @@ into launch commands, and `--gpu` stops clearly on a machine without CUDA."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 import petl
+from benchmarks import dist_settings, gpu_configs  # the root is on sys.path (tests/__init__.py)
 from petl.errors import ConfigError
 from petl.training import sharding
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-import dist_settings  # noqa: E402
-import gpu_configs  # noqa: E402
 
 
 def test_unknown_sharding_lists_the_known_ones():

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_two_processes import _env, _run, accelerate_launch
+
+from tests.distributed.test_two_processes import _env, _run, accelerate_launch
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]  # two launches, about 1 min
 

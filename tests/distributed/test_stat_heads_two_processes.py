@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_two_processes import _env, _run, accelerate_launch
+
+from tests.distributed.test_two_processes import _env, _run, accelerate_launch
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]  # about 1 min: 2 launches
 

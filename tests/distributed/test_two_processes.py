@@ -34,6 +34,7 @@ from safetensors.torch import load_file
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]  # about 1-2 min: 4 launches
 
 HERE = Path(__file__).parent
+ROOT = HERE.parents[1]
 WORKER = str(HERE / "cl_worker.py")
 CATALOG = ["si", "mas", "agem", "gem", "der", "er_ace", "icarl", "gdumb", "cumulative"]
 CASES = ["class", "task", "adapters", "lwf", "olora", "fisher", *CATALOG]
@@ -53,6 +54,9 @@ TIMEOUT = 600
 def _env(cpu_flag: bool) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("ACCELERATE_USE_CPU", "WORLD_SIZE")}
     env.update(OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", PYTHONWARNINGS="ignore")
+    # the workers import tests.tiny_models: the repository root goes first on their path
+    # (before avalanche-lib's own top-level `tests` package)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     if cpu_flag:
         env["ACCELERATE_USE_CPU"] = "true"
     return env

@@ -1,14 +1,15 @@
-"""Tiny models, tokenizers built in code, and small generated streams for the token and
-generative families. Nothing is downloaded; every factory is seeded."""
+"""Vocabularies, tiny models and tokenizers (built by tests/tiny_models.py) and small
+generated streams for the token and generative families. Nothing is downloaded; every
+factory is seeded."""
 
 from __future__ import annotations
 
 import random
 from typing import Any
 
-import torch
-
 import petl
+from tests.tiny_models import bert_tokenizer, tiny_bert, tiny_causal_lm
+from tests.tiny_models import word_tokenizer as word_tokenizer_over
 
 # ---- token classification: a WordPiece tokenizer that splits some words -----------------
 NAMES = ["john", "mary", "johnson", "marys"]  # PER (johnson, marys split in two)
@@ -28,41 +29,11 @@ PIECES = [
 
 def wordpiece_tokenizer() -> Any:
     """A fast BERT-style tokenizer: [CLS] ... [SEP], "johnson" -> "john" "##son"."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {w: i for i, w in enumerate(PIECES)}
-    tk = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
-    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tk.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B [SEP]",
-        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tk,
-        pad_token="[PAD]",
-        unk_token="[UNK]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-    )
+    return bert_tokenizer(PIECES[4:], specials=PIECES[:4], wordpiece=True, split_punctuation=False)
 
 
 def bert_tagger(seed: int = 0) -> Any:
-    from transformers import BertConfig, BertForTokenClassification
-
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=len(PIECES),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        num_labels=3,
-        pad_token_id=0,
-    )
-    return BertForTokenClassification(config)
+    return tiny_bert(len(PIECES), seed=seed, head="tok", num_labels=3, max_positions=64)
 
 
 def ner_sentence(rnd: random.Random, types: list[str]) -> dict[str, list[str]]:
@@ -135,35 +106,12 @@ GEN_WORDS = [
 
 def word_tokenizer() -> Any:
     """Whitespace word-level tokenizer; no BOS; eos "<eos>", pad "<pad>"."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    tk = Tokenizer(models.WordLevel({w: i for i, w in enumerate(GEN_WORDS)}, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tk, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>"
-    )
+    return word_tokenizer_over(GEN_WORDS, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
 
 
 def causal_lm(kind: str = "llama", seed: int = 0) -> Any:
     """A tiny Llama-style or GPT-2-style causal LM over the word vocabulary."""
-    import transformers
-
-    torch.manual_seed(seed)
-    common = {"vocab_size": len(GEN_WORDS), "pad_token_id": 0, "eos_token_id": 1, "bos_token_id": 1}
-    if kind == "llama":
-        config = transformers.LlamaConfig(
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            num_key_value_heads=2,
-            intermediate_size=64,
-            max_position_embeddings=64,
-            **common,
-        )
-        return transformers.LlamaForCausalLM(config)
-    config = transformers.GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=64, **common)
-    return transformers.GPT2LMHeadModel(config)
+    return tiny_causal_lm(kind, len(GEN_WORDS), seed=seed, eos=GEN_WORDS.index("<eos>"))
 
 
 def gen_records(n_train: int = 48, n_test: int = 16, seed: int = 0) -> dict[str, dict[str, Any]]:

@@ -11,7 +11,6 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
-from family_data import causal_lm, gen_stream, word_tokenizer
 
 import petl
 from petl.errors import ConfigError, DataError
@@ -30,6 +29,8 @@ from petl.families.generation import (
     normalize,
     token_logprobs,
 )
+from tests.extras import need_path
+from tests.families.family_data import causal_lm, gen_stream, word_tokenizer
 
 CL_BENCHMARK = os.path.join(
     os.path.dirname(__file__), "..", "..", "..", "shared", "data", "cl_benchmark"
@@ -65,10 +66,8 @@ def test_instruction_records_and_dir_layout(tmp_path) -> None:
         petl.Stream.from_records({"x": {"train": [{"output": "hi"}]}}, family="generation")
 
 
-@pytest.mark.skipif(
-    not os.path.isdir(CL_BENCHMARK), reason="../shared/data/cl_benchmark not present"
-)
 def test_cl_benchmark_as_instruction_stream() -> None:
+    need_path(CL_BENCHMARK, "the shared data folder ../shared/data/cl_benchmark")
     stream = petl.Stream.from_dir(
         CL_BENCHMARK, tasks=["sst-2", "agnews"], family="generation", max_train=8, max_test=4
     )

@@ -1,6 +1,6 @@
-"""Every strategy runs on both new families (2-task streams, tiny models, LoRA), and the
-strategies that depend on the family (LwF's teacher, EWC's Fisher, TaskAdapters' rule)
-do what they say."""
+"""Every strategy runs on both new families (2-task streams, tiny models, LoRA), its hooks
+run and leave their effects (tests/hook_checks.py), and the strategies that depend on the
+family (LwF's teacher, EWC's Fisher, TaskAdapters' rule) do what they say."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from family_data import (
+
+import petl
+from petl.families.generation import GenerationFamily
+from tests.families.family_data import (
     bert_tagger,
     causal_lm,
     gen_stream,
@@ -18,9 +21,7 @@ from family_data import (
     word_tokenizer,
     wordpiece_tokenizer,
 )
-
-import petl
-from petl.families.generation import GenerationFamily
+from tests.hook_checks import problems, record
 
 STRATEGIES: dict[str, Callable[[], list[Any]]] = {
     "naive": lambda: [],
@@ -75,20 +76,24 @@ def check(results: petl.Results, metric: str) -> None:
 
 @pytest.mark.parametrize("name", list(STRATEGIES))
 def test_every_strategy_on_token_classification(name: str) -> None:
-    results = tokens_learner(STRATEGIES[name]()).fit(ner_stream(n_train=24, n_test=8))
+    strategies = record(STRATEGIES[name]())
+    results = tokens_learner(strategies).fit(ner_stream(n_train=24, n_test=8))
     check(results, "f1")
+    assert problems(strategies) == []
 
 
 # Llama and GPT-2 alternate, and so do greedy and label-restricted decoding.
 @pytest.mark.parametrize("name", list(STRATEGIES))
 def test_every_strategy_on_generation(name: str) -> None:
     index = list(STRATEGIES).index(name)
+    strategies = record(STRATEGIES[name]())
     learner = generation_learner(
-        STRATEGIES[name](),
+        strategies,
         kind=("llama", "gpt2")[index % 2],
         decoding=("labels", "greedy")[index // 2 % 2],
     )
     check(learner.fit(gen_stream(n_train=24, n_test=8)), "exact_match")
+    assert problems(strategies) == []
 
 
 def test_task_adapters_route_generation_by_task_id() -> None:

@@ -9,7 +9,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from family_data import bert_tagger, ner_stream, wordpiece_tokenizer
 
 import petl
 from petl.errors import DataError
@@ -24,6 +23,7 @@ from petl.families.tokens import (
     read_token_file,
 )
 from petl.stream import TokenExample
+from tests.families.family_data import bert_tagger, ner_stream, wordpiece_tokenizer
 
 CONLL = """-DOCSTART- -X- -X- O
 

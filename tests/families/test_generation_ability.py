@@ -8,7 +8,12 @@ import math
 
 import pytest
 import torch
-from family_data import (
+
+import petl
+from petl.ability import Ability, bbc_news, drift, lm_nll, zero_shot
+from petl.errors import IncompatibleModelError
+from petl.families.generation import TEMPLATE, GenerationFamily, LMModel
+from tests.families.family_data import (
     bert_tagger,
     causal_lm,
     gen_records,
@@ -17,11 +22,6 @@ from family_data import (
     word_tokenizer,
     wordpiece_tokenizer,
 )
-
-import petl
-from petl.ability import Ability, bbc_news, drift, lm_nll, zero_shot
-from petl.errors import IncompatibleModelError
-from petl.families.generation import TEMPLATE, GenerationFamily, LMModel
 
 TEXTS = ["the ball was good", "it was a very bad trade and the cash was poor", "so sad"]
 

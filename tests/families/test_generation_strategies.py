@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from family_data import causal_lm, gen_stream, word_tokenizer
 
 import petl
 from petl.families.generation import GenerationFamily
 from petl.strategies.osf import osf_layers
+from tests.families.family_data import causal_lm, gen_stream, word_tokenizer
 
 CONFIG = {"epochs": 2, "batch_size": 8, "lr": 1e-2, "warmup_ratio": 0.0, "progress": False}
 

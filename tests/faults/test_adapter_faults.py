@@ -8,11 +8,11 @@ import os
 from typing import Any
 
 import pytest
-from fault_kit import truncate
-from tiny_models import make_model
 
 import petl
 from petl import CheckpointError, ConfigError, IncompatibleModelError
+from tests.faults.fault_kit import truncate
+from tests.tiny_models import make_model
 
 WEIGHTS = "adapter_model.safetensors"
 

@@ -11,7 +11,12 @@ import shutil
 from typing import Any
 
 import pytest
-from fault_kit import (
+from safetensors.torch import load_file, save_file
+
+import petl
+from petl import CheckpointError
+from petl.training import checkpoint as ckpt
+from tests.faults.fault_kit import (
     Killed,
     assert_same,
     delete,
@@ -26,11 +31,6 @@ from fault_kit import (
     stream,
     truncate,
 )
-from safetensors.torch import load_file, save_file
-
-import petl
-from petl import CheckpointError
-from petl.training import checkpoint as ckpt
 
 FAULTS = {"delete": delete, "truncate": truncate, "flip": flip}
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from cl_data import make_bert, split_records
 
 import petl
 from petl import ConfigError, DataError
+from tests.cl.cl_data import make_bert, split_records
 
 
 def make(tok: Any, **kwargs: Any) -> petl.Learner:

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 import torch
-from cl_data import make_bert
-from fault_kit import CONFIG, stream
 
 import petl
 from petl.errors import TrainingError
+from tests.cl.cl_data import make_bert
+from tests.faults.fault_kit import CONFIG, stream
 
 
 class Poison(petl.Strategy):

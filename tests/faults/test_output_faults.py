@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from petl.bench import config as bench_config
-from petl.bench import runner
+from petl.bench import folder, runner
 from petl.cli import main
 
 ONE_RUN = '[[runs]]\nname = "SeqLoRA"\nmethod = "lora"\n'
@@ -80,7 +80,7 @@ def test_own_folder_is_overwritten_only_after_data_and_model_check(
     config = bench_config.load(path)
     runner.prepare(config, out, resume=False, overwrite=True)  # petl's own: replaced
     assert not os.path.exists(os.path.join(out, "cells", "old.json"))
-    assert os.path.exists(os.path.join(out, runner.MARKER))
+    assert os.path.exists(os.path.join(out, folder.MARKER))
 
 
 @pytest.mark.parametrize("name", ["../../x", "a/b", "..", ".hidden", "/abs"])

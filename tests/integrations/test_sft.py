@@ -8,13 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from family_data import causal_lm, gen_stream, word_tokenizer
 
 import petl
 from petl.families.generation import GenerationFamily
 from petl.integrations.transformers import ContinualCallback
+from tests.extras import need
+from tests.families.family_data import causal_lm, gen_stream, word_tokenizer
 
-trl = pytest.importorskip("trl", reason="TRL is the optional extra petl[trl]")
+trl = need("trl", "petl[trl]")
 
 pytestmark = pytest.mark.slow  # about 80 s: two runs of two tasks
 

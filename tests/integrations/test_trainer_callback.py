@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from cl_data import make_tokenizer
-from trainer_data import bert_trainer, domain_stream, train_args
 
 import petl
 from petl.integrations.transformers import ContinualCallback
+from tests.cl.cl_data import make_tokenizer
+from tests.integrations.trainer_data import bert_trainer, domain_stream, train_args
 
 CFG = petl.TrainConfig(batch_size=8, epochs=1, lr=1e-2, seed=0, progress=False)
 
@@ -41,7 +41,7 @@ def test_user_optimizer_is_a_clear_error(tok: Any, tmp_path: Any) -> None:
 
 
 def test_too_few_output_labels_is_a_clear_error(tok: Any, tmp_path: Any) -> None:
-    from cl_data import split_records
+    from tests.cl.cl_data import split_records
 
     stream = petl.Stream.from_records(split_records([[0, 1], [2, 3]], 8, 4), val_fraction=0)
     trainer = bert_trainer(train_args(str(tmp_path), CFG), tok)  # 2 labels; the stream has 4
@@ -101,8 +101,9 @@ def test_matrix_and_summary_are_logged_and_returned(tok: Any, tmp_path: Any) -> 
 
 
 def test_token_classification(tmp_path: Any) -> None:
-    from family_data import bert_tagger, ner_stream, wordpiece_tokenizer
     from transformers import DataCollatorForTokenClassification, Trainer
+
+    from tests.families.family_data import bert_tagger, ner_stream, wordpiece_tokenizer
 
     tok = wordpiece_tokenizer()
     stream = ner_stream(n_train=16, n_test=8)

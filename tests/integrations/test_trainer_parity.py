@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from cl_data import make_bert, make_tokenizer
-from trainer_data import LORA, domain_stream, learner_like_bert, train_args
 
 import petl
 from petl.integrations.transformers import ContinualCallback
+from tests.cl.cl_data import make_bert, make_tokenizer
+from tests.integrations.trainer_data import LORA, domain_stream, learner_like_bert, train_args
 
 pytestmark = pytest.mark.slow  # about 30 s: two strategies x two runs
 CFG = petl.TrainConfig(batch_size=16, epochs=5, lr=1e-2, seed=0, progress=False)

@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from cl_data import make_tokenizer
-from trainer_data import bert_trainer, domain_stream, train_args
 from transformers import TrainerCallback
 
 import petl
 from petl.integrations.transformers import ContinualCallback
+from tests.cl.cl_data import make_tokenizer
+from tests.integrations.trainer_data import bert_trainer, domain_stream, train_args
 
 CFG = petl.TrainConfig(batch_size=8, epochs=2, lr=1e-2, seed=0, progress=False)
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cl_data import interference_records, make_bert
-
 import petl
+from tests.cl.cl_data import interference_records, make_bert
 
 LORA = {"r": 4}
 

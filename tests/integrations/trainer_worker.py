@@ -9,13 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [HERE, os.path.join(HERE, "..", "cl")]
-
-import torch  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
+import torch
+from safetensors.torch import save_file
 
 torch.set_num_threads(1)
 
@@ -23,11 +19,10 @@ GLOBAL_BATCH = 8
 
 
 def main() -> None:
-    from cl_data import make_tokenizer
-    from trainer_data import bert_trainer, domain_stream, train_args
-
     import petl
     from petl.integrations.transformers import ContinualCallback
+    from tests.cl.cl_data import make_tokenizer
+    from tests.integrations.trainer_data import bert_trainer, domain_stream, train_args
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)

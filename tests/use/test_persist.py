@@ -11,8 +11,11 @@ from typing import Any
 
 import pytest
 import torch
-from cl_data import interference_records, make_bert, make_tokenizer, split_records
-from family_data import (
+
+import petl
+from petl.errors import CheckpointError, ConfigError
+from tests.cl.cl_data import interference_records, make_bert, make_tokenizer, split_records
+from tests.families.family_data import (
     bert_tagger,
     causal_lm,
     gen_stream,
@@ -20,9 +23,6 @@ from family_data import (
     word_tokenizer,
     wordpiece_tokenizer,
 )
-
-import petl
-from petl.errors import CheckpointError, ConfigError
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 TEXTS = ["c0_1 c0_2 c0_3 c0_0 n1 n5", "c3_0 c3_1 c3_2 c3_3 n2 n4", "c1_0 c1_1 n3 n0", "c2_1 c2_2"]

@@ -6,9 +6,9 @@ from __future__ import annotations
 import warnings
 
 import torch
-from cl_data import make_bert, make_tokenizer, split_records
 
 import petl
+from tests.cl.cl_data import make_bert, make_tokenizer, split_records
 
 
 def test_loading_a_model_folder_is_quiet(tmp_path, capfd) -> None:

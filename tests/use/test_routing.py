@@ -8,10 +8,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import torch
-from cl_data import CLASS_TOKENS, SPECIALS, WORDS, make_bert, make_tokenizer, split_records
 from torch import nn
 
 import petl
+from tests.cl.cl_data import CLASS_TOKENS, SPECIALS, WORDS, make_bert, make_tokenizer, split_records
 
 GROUPS = [[0, 1], [2, 3]]  # task 0: classes L0, L1; task 1: L2, L3
 

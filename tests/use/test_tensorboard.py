@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from cl_data import make_bert, make_tokenizer, split_records
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import petl
 from petl.errors import ConfigError
+from tests.cl.cl_data import make_bert, make_tokenizer, split_records
 
 LR = 1e-2
 

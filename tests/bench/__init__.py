@@ -1,0 +1,1 @@
+"""Tests of bench (a package: helpers are imported as `tests.bench.<module>`)."""

@@ -1,0 +1,1 @@
+"""Tests of cl (a package: helpers are imported as `tests.cl.<module>`)."""

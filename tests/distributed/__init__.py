@@ -1,0 +1,1 @@
+"""Tests of distributed (a package: helpers are imported as `tests.distributed.<module>`)."""

@@ -1,0 +1,1 @@
+"""Tests of families (a package: helpers are imported as `tests.families.<module>`)."""

@@ -1,0 +1,1 @@
+"""Tests of faults (a package: helpers are imported as `tests.faults.<module>`)."""

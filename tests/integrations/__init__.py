@@ -1,0 +1,1 @@
+"""Tests of integrations (a package: helpers are imported as `tests.integrations.<module>`)."""

@@ -1,0 +1,1 @@
+"""Tests of use (a package: helpers are imported as `tests.use.<module>`)."""
