@@ -304,6 +304,10 @@ class Stream:
                             f"{path} must hold a JSON list of records, got "
                             f"{type(spec[split]).__name__}."
                         )
+            if "-" not in spec.get("labels", ["-"]):  # GLUE's "-": no gold label (MNLI test)
+                for split in ("train", "val", "test"):
+                    if isinstance(spec.get(split), list):
+                        spec[split] = [r for r in spec[split] if r.get("label") != "-"]
             records[name] = spec
         if family == "generation":
             from petl.families.generation import default_instruction

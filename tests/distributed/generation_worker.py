@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "families"))
-from family_data import (
+import petl
+from petl.families.generation import GenerationFamily
+from petl.families.tokens import TokenFamily
+from tests.families.family_data import (
     bert_tagger,
     causal_lm,
     gen_stream,
@@ -24,10 +25,6 @@ from family_data import (
     word_tokenizer,
     wordpiece_tokenizer,
 )
-
-import petl
-from petl.families.generation import GenerationFamily
-from petl.families.tokens import TokenFamily
 
 CONFIG = {"epochs": 2, "batch_size": 8, "eval_batch_size": 4, "lr": 1e-2, "warmup_ratio": 0.0}
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_two_processes import _env, _free_port, _run
+
+from tests.distributed.test_two_processes import _env, _free_port, _run
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]  # two launches, about 1 min
 

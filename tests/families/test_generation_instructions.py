@@ -9,7 +9,13 @@ import pytest
 
 from petl.errors import ConfigError, DataError
 from petl.families.generation import TEMPLATE
-from petl.instructions import ORDERS, order_stream, order_tasks, paper_instruction
+from petl.instructions import (
+    ORDERS,
+    order_stream,
+    order_tasks,
+    paper_instruction,
+    paper_instructions,
+)
 
 CL_BENCHMARK = os.path.join(
     os.path.dirname(__file__), "..", "..", "..", "shared", "data", "cl_benchmark"
@@ -48,3 +54,24 @@ def test_order_streams_on_the_offline_copy(order: str) -> None:
         assert task.instruction.endswith(f"Option: {', '.join(task.labels)} ")
         assert len(task.train) == 4 and len(task.test) == 2
         assert all(e.label in task.labels for e in task.test)
+
+
+CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "configs")
+
+
+@pytest.mark.skipif(not os.path.isdir(CL_BENCHMARK), reason="cl_benchmark data not present")
+@pytest.mark.parametrize("name", ["instr_order1", "instr_order2", "instr_order3", "instr_long"])
+def test_shipped_configs_carry_the_paper_prompts(name: str) -> None:
+    import tomllib
+
+    from petl.bench import config
+
+    order = name.removeprefix("instr_").removeprefix("order")
+    for variant in (name, f"{name}_gpu"):
+        path = os.path.join(CONFIGS, f"{variant}.toml")
+        with open(path, "rb") as f:
+            stream = tomllib.load(f)["stream"]
+        assert stream["tasks"] == list(ORDERS[order])
+        assert stream["instructions"] == paper_instructions(stream["tasks"], CL_BENCHMARK)
+        loaded = config.load(path, smoke=True)  # every key and value checked
+        assert all(run.strategies[-1][0] == "ability" for run in loaded.runs)
