@@ -75,3 +75,22 @@ def test_shipped_configs_carry_the_paper_prompts(name: str) -> None:
         assert stream["instructions"] == paper_instructions(stream["tasks"], CL_BENCHMARK)
         loaded = config.load(path, smoke=True)  # every key and value checked
         assert all(run.strategies[-1][0] == "ability" for run in loaded.runs)
+
+
+def test_glue_no_gold_label_records_are_dropped(tmp_path) -> None:
+    import json
+
+    import petl
+
+    task = tmp_path / "mnli"
+    task.mkdir()
+    (task / "labels.json").write_text(json.dumps(["entailment", "neutral"]))
+    rows = [
+        {"sentence": f"s {i}", "label": ["entailment", "neutral", "-"][i % 3]} for i in range(9)
+    ]
+    (task / "train.json").write_text(json.dumps(rows))
+    (task / "test.json").write_text(json.dumps(rows))
+    stream = petl.Stream.from_dir(str(tmp_path), family="generation", val_fraction=0.0)
+    (t,) = stream.tasks
+    assert len(t.train) == len(t.test) == 6  # MNLI's test marks 131 examples "-": no gold label
+    assert {e.label for e in t.test} == {"entailment", "neutral"}
