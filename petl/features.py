@@ -30,6 +30,7 @@ import torch
 
 from petl.errors import ConfigError, unknown_choice
 from petl.training.config import POOLINGS
+from petl.training.data import make_loader
 
 # sentence-transformers 1_Pooling/config.json flags -> petl pooling, in the order checked.
 ST_MODES = (
@@ -147,8 +148,6 @@ def iter_features(
     disabled for the pass (the features of the pretrained backbone)."""
     if not rows:
         return
-    from petl.training.data import make_loader
-
     model = learner.model
     acc = learner.accelerator
     loader = acc.prepare_data_loader(

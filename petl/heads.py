@@ -10,6 +10,7 @@ a future task before it is trained (the random-head baseline of forward transfer
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -47,8 +48,15 @@ class TaskHeads(nn.Module):
             w.requires_grad_(trainable)
             b.requires_grad_(trainable)
 
-    def block(self, features: torch.Tensor, index: int) -> torch.Tensor:
+    def block(
+        self, features: torch.Tensor, index: int, params: Mapping[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """Block `index`'s logits; with `params` (a model's parameters by name, e.g. a
+        snapshot) its weights from there when they are in it."""
         w, b = self.weights[index], self.biases[index]
+        if params is not None:
+            w = params.get(f"heads.weights.{index}", w)
+            b = params.get(f"heads.biases.{index}", b)
         return features.to(w.dtype) @ w.T + b
 
     def forward(self, features: torch.Tensor, task_ids: torch.Tensor | None = None) -> torch.Tensor:
@@ -65,6 +73,23 @@ class TaskHeads(nn.Module):
             rows = task_ids == t
             out[rows, ..., : self.block_sizes[t]] = self.block(features[rows], t)  # per token too
         return out
+
+    @property
+    def per_task(self) -> bool:
+        """The head layout: one block per task chosen by task id ("route"), or one growing
+        label space ("concat")."""
+        return self.mode == "route"
+
+    def old_blocks(
+        self, features: torch.Tensor, t: int, params: Mapping[str, torch.Tensor] | None = None
+    ) -> list[torch.Tensor]:
+        """Logits of the blocks of tasks before t (those with classes): one tensor of the
+        concatenated old classes ("concat"), or one per old task ("route"). `params`: as
+        in `block`."""
+        blocks = [self.block(features, k, params) for k in range(t) if self.block_sizes[k]]
+        if self.mode == "concat":
+            return [torch.cat(blocks, dim=-1)] if blocks else []
+        return blocks
 
     def columns(self, blocks: range) -> list[int]:
         """Logit columns (in concat mode) that belong to the given blocks."""

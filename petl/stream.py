@@ -18,83 +18,24 @@ Families (what a task asks for; see petl.families and docs/task-families.md):
 
 from __future__ import annotations
 
-import os
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from petl import sources
 from petl.errors import DataError, unknown_choice
-from petl.records import check_label_kinds, label_list, label_name, read_json, text_value
+from petl.families import FAMILY_NAMES, family_named
+from petl.interop.experiences import LabelNames, TextPair, benchmark_records
+from petl.tasks import PAIR_KEYS, TEXT_KEYS, Example, Task, TokenExample, example_labels
 
-SCENARIOS = ("task", "class", "domain")
-FAMILIES = ("classification", "tokens", "generation")
-TEXT_KEYS = ("text", "sentence", "content", "review", "document")
-PAIR_KEYS = ("text_pair", "sentence2", "hypothesis")
-
-
-@dataclass(frozen=True)
-class Example:
-    """One labelled input: a text (or text pair) and its label name."""
-
-    text: str
-    label: str
-    text_pair: str | None = None
-
-
-@dataclass(frozen=True)
-class TokenExample:
-    """One sentence for token classification: its words and one BIO tag per word."""
-
-    tokens: tuple[str, ...]
-    tags: tuple[str, ...]
-
-
-@dataclass
-class Task:
-    """One task of a stream: its name, label names, and train/validation/test examples.
-
-    Examples are `Example`s (classification, generation) or `TokenExample`s (tokens). For
-    generation, `instruction` is the text put before every input of the task."""
-
-    name: str
-    labels: list[str]
-    train: list[Any]
-    test: list[Any]
-    val: list[Any] = field(default_factory=list)
-    instruction: str = ""
-
-
-def example_labels(example: Any) -> tuple[str, ...]:
-    """The label names an example uses: its label, or its tags."""
-    return tuple(example.tags) if isinstance(example, TokenExample) else (example.label,)
+SCENARIOS = sources.SCENARIOS
 
 
 def _stable_rng(*keys: object) -> np.random.Generator:
     # zlib.crc32 keeps splits identical across runs and Python versions (hash() is salted).
     return np.random.default_rng(zlib.crc32(repr(keys).encode()))
-
-
-def to_example(record: Mapping[str, Any] | Example, where: str) -> Example:
-    if isinstance(record, Example):
-        return record
-    text_key = next((k for k in TEXT_KEYS if k in record), None)
-    if text_key is None:
-        raise DataError(
-            f"{where}: record has no text field (one of {TEXT_KEYS}); keys: {sorted(record)}."
-        )
-    if "label" not in record or record["label"] is None:
-        raise DataError(
-            f"{where}: record has no 'label'. Every scenario of petl needs labelled examples."
-        )
-    pair_key = next((k for k in PAIR_KEYS if k in record), None)
-    return Example(
-        text_value(record[text_key], where, text_key),
-        label_name(record["label"], where),  # the rule of petl.records: 1, 1.0, "1" -> "1"
-        text_value(record[pair_key], where, pair_key) if pair_key else None,
-    )
 
 
 class Stream:
@@ -109,8 +50,8 @@ class Stream:
     ) -> None:
         if scenario not in SCENARIOS:
             raise unknown_choice("scenario", scenario, SCENARIOS)
-        if family not in FAMILIES:
-            raise unknown_choice("task family", family, FAMILIES)
+        if family not in FAMILY_NAMES:
+            raise unknown_choice("task family", family, FAMILY_NAMES)
         if not tasks:
             raise DataError("A stream needs at least one task.")
         self.tasks = list(tasks)
@@ -223,40 +164,13 @@ class Stream:
         Other families: "generation" records may also use 'input'/'output' (and a per-record
         'instruction'), and a task may carry an 'instruction'; "tokens" records are
         `{"tokens": [...], "tags": [...]}` and a task may list the entity 'types' it
-        annotates (other types' tags become "O"). See docs/task-families.md.
+        annotates (other types' tags become "O"). The family parses the records
+        (`Family.parse_task`); see docs/task-families.md.
         """
-        if family not in FAMILIES:
-            raise unknown_choice("task family", family, FAMILIES)
+        parser = family_named(family)
         built = []
         for name, spec in tasks.items():
-            if family == "tokens":
-                from petl.families.tokens import token_splits
-
-                splits, labels = token_splits(name, spec)
-            else:
-                convert = to_example
-                if family == "generation":
-                    from petl.families.generation import instruction_example as convert
-                where = f"task {name!r}" + (f" ({spec['_source']})" if "_source" in spec else "")
-                raw = [r for k in ("train", "val", "test") for r in spec.get(k) or []]
-                check_label_kinds((r.get("label") for r in raw if isinstance(r, Mapping)), where)
-                splits = {
-                    k: [convert(r, f"{where} {k}[{i}]") for i, r in enumerate(spec.get(k) or [])]
-                    for k in ("train", "val", "test")
-                }
-                given = spec.get("labels")
-                labels = (
-                    sorted({e.label for s in splits.values() for e in s})
-                    if given is None or (isinstance(given, list | tuple) and not given)
-                    else label_list(given, f"{where} labels")
-                )
-                unseen = {e.label for e in splits["test"]} - {e.label for e in splits["train"]}
-                if family == "classification" and splits["train"] and unseen:
-                    raise DataError(
-                        f"{where}: test label(s) {sorted(unseen)[:5]} never occur in its training "
-                        "data, so no model can learn them. Add training examples of them or "
-                        "drop them from the test data."
-                    )
+            splits, labels = parser.parse_task(name, spec)
             if not splits["train"] and not splits["test"]:
                 raise DataError(f"Task {name!r} is empty: it has neither train nor test examples.")
             task = _finish_task(name, labels, splits, max_train, max_test, val_fraction, seed)
@@ -280,49 +194,12 @@ class Stream:
         the label strings (the O-LoRA setting): `instructions` maps a task name to its
         instruction; by default a built-in one for the cl_benchmark tasks, listing the
         options (`petl.families.generation.default_instruction`)."""
-        if not os.path.isdir(root):
-            raise DataError(f"Data directory {root!r} does not exist.")
-        available = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
-        tasks = list(tasks or available)
-        repeated = sorted({n for n in tasks if tasks.count(n) > 1})
-        if repeated:
-            raise DataError(f"Task name(s) {repeated} are listed more than once; list each once.")
-        records: dict[str, dict[str, Any]] = {}
-        for name in tasks:
-            folder = os.path.join(root, name)
-            if name not in available:
-                raise unknown_choice(f"task in {root}", name, available)
-            spec: dict[str, Any] = {"_source": folder}
-            for split in ("train", "val", "test", "labels"):
-                path = os.path.join(folder, f"{split}.json")
-                if os.path.exists(path):
-                    spec[split] = read_json(path)
-                    if split == "labels":
-                        spec[split] = label_list(spec[split], path)
-                    elif not isinstance(spec[split], list):
-                        raise DataError(
-                            f"{path} must hold a JSON list of records, got "
-                            f"{type(spec[split]).__name__}."
-                        )
-            if "-" not in spec.get("labels", ["-"]):  # GLUE's "-": no gold label (MNLI test)
-                for split in ("train", "val", "test"):
-                    if isinstance(spec.get(split), list):
-                        spec[split] = [r for r in spec[split] if r.get("label") != "-"]
-            records[name] = spec
-        if family == "generation":
-            from petl.families.generation import default_instruction
-
-            for name, spec in records.items():
-                labels = spec.get("labels") or sorted(
-                    {
-                        label_name(r["label"], name)
-                        for k in ("train", "test")
-                        for r in spec.get(k) or []
-                    }
-                )
-                spec["instruction"] = (instructions or {}).get(name) or default_instruction(
-                    name, labels
-                )
+        records = sources.folder_records(root, tasks)
+        reader = family_named(family)
+        records = {
+            name: reader.folder_spec(name, spec, (instructions or {}).get(name))
+            for name, spec in records.items()
+        }
         return cls.from_records(records, scenario, family=family, **kwargs)
 
     @classmethod
@@ -341,7 +218,7 @@ class Stream:
         `types` maps a task to the entity types it annotates (default: those in its
         files); other types' tags become "O", so later tasks can add types
         (class-incremental NER). Same keyword arguments as `from_records`."""
-        from petl.families.tokens import read_token_file
+        from petl.families.tokens import read_token_file  # the token family's file format
 
         records: dict[str, dict[str, Any]] = {}
         for name, paths in files.items():
@@ -364,13 +241,7 @@ class Stream:
 
         `files` maps a task name to one file or to `{"train": path, "test": path}`.
         """
-        records: dict[str, dict[str, Any]] = {}
-        for name, paths in files.items():
-            split_paths = {"train": paths} if isinstance(paths, str) else dict(paths)
-            records[name] = {
-                split: _read_table(path, text_column, label_column)
-                for split, path in split_paths.items()
-            }
+        records = sources.file_records(files, text_column, label_column)
         return cls.from_records(records, scenario, **kwargs)
 
     @classmethod
@@ -384,21 +255,23 @@ class Stream:
     ) -> Stream:
         """Loads Hugging Face hub datasets (`{"agnews": "ag_news", "sst2": ("glue", "sst2")}`)
         with `datasets.load_dataset`; integer labels become their ClassLabel names."""
-        import datasets
-
-        records: dict[str, dict[str, Any]] = {}
-        for name, ref in datasets_by_task.items():
-            args = (ref,) if isinstance(ref, str) else tuple(ref)
-            loaded = datasets.load_dataset(*args)
-            records[name] = _records_from_datasetdict(loaded, text_column, label_column)
+        records = sources.hub_records(datasets_by_task, text_column, label_column)
         return cls.from_records(records, scenario, **kwargs)
 
     @classmethod
-    def from_avalanche(cls, benchmark: Any, **kwargs: Any) -> Stream:
-        """An avalanche-lib benchmark: see petl.interop.avalanche.stream_from_benchmark."""
-        from petl.interop.avalanche import stream_from_benchmark
-
-        return stream_from_benchmark(benchmark, **kwargs)
+    def from_avalanche(
+        cls,
+        benchmark: Any,
+        scenario: str = "class",
+        to_text: Callable[[Any], str | TextPair] | None = None,
+        label_names: LabelNames | None = None,
+        **kwargs: Any,
+    ) -> Stream:
+        """An avalanche-lib benchmark: see petl.interop.avalanche.stream_from_benchmark
+        (same arguments)."""
+        return cls.from_records(
+            benchmark_records(benchmark, to_text, label_names), scenario, **kwargs
+        )
 
     @classmethod
     def from_table(
@@ -423,108 +296,24 @@ class Stream:
             DataError: no task ids where the scenario needs them, or neither task ids nor
                 `classes_per_task`.
         """
-        if scenario not in SCENARIOS:
-            raise unknown_choice("scenario", scenario, SCENARIOS)
-        rows = list(records)
-        if not rows:
-            raise DataError("from_table got no records.")
-        missing = [i for i, r in enumerate(rows) if r.get(task_column) is None]
-        if missing and (scenario != "class" or classes_per_task is None):
-            need = (
-                "task-incremental learning needs the task id of every example"
-                if scenario == "task"
-                else f"a {scenario}-incremental stream needs task ids"
-            )
-            raise DataError(
-                f"{need}, but record {missing[0]} has no {task_column!r} column. Add it, or "
-                "build a class-incremental stream with classes_per_task=k to cut the labels "
-                "into tasks."
-            )
-        if missing:
-            assert classes_per_task is not None
-            if classes_per_task < 1:
-                raise DataError(f"classes_per_task must be >= 1, got {classes_per_task}.")
-            for i, r in enumerate(rows):
-                if r.get("label") is None:
-                    raise DataError(
-                        f"record {i} has no 'label': class-incremental streams need labels."
-                    )
-            names = sorted({str(r["label"]) for r in rows})
-            width = len(str((len(names) - 1) // classes_per_task))
-            group = {n: f"classes_{k // classes_per_task:0{width}d}" for k, n in enumerate(names)}
-            keys = [group[str(r["label"])] for r in rows]
-        else:
-            keys = [str(r[task_column]) for r in rows]
-        split_of = {"test": "test", "val": "val", "validation": "val", "dev": "val"}
-        # Tasks cut from the label set follow label order; named tasks, first appearance.
-        tasks: dict[str, dict[str, Any]] = {
-            key: {"train": [], "val": [], "test": []}
-            for key in (sorted(set(keys)) if missing else [])
-        }
-        for key, r in zip(keys, rows, strict=True):
-            split = split_of.get(str(r.get(split_column, "train")).lower(), "train")
-            tasks.setdefault(key, {"train": [], "val": [], "test": []})[split].append(r)
+        tasks = sources.table_records(
+            records, scenario, task_column, split_column, classes_per_task
+        )
         return cls.from_records(tasks, scenario, **kwargs)
 
 
-def _records_from_datasetdict(
-    loaded: Any, text_column: str | None, label_column: str
-) -> dict[str, Any]:
-    spec: dict[str, Any] = {}
-    for split, ds in loaded.items():
-        key = {"validation": "val", "dev": "val"}.get(split, split)
-        if key not in ("train", "val", "test"):
-            continue
-        feature = ds.features.get(label_column)
-        names = getattr(feature, "names", None)
-        spec[key] = [_row(r, text_column, label_column, names) for r in ds]
-        if names:
-            spec["labels"] = list(names)
-    return spec
-
-
-def _row(
-    row: Mapping[str, Any], text_column: str | None, label_column: str, names: list[str] | None
-) -> dict[str, Any]:
-    if label_column not in row:
-        raise DataError(
-            f"Column {label_column!r} not found; columns: {sorted(row)}. Pass label_column=."
-        )
-    label = row[label_column]
-    out = dict(row)
-    out["label"] = names[label] if names and isinstance(label, int) else label
-    if text_column:
-        if text_column not in row:
-            raise DataError(
-                f"Column {text_column!r} not found; columns: {sorted(row)}. Pass text_column=."
-            )
-        out["text"] = row[text_column]
-    return out
-
-
-def _read_table(path: str, text_column: str | None, label_column: str) -> list[dict[str, Any]]:
-    import datasets
-
-    ext = os.path.splitext(path)[1].lstrip(".").lower()
-    builder = {
-        "jsonl": "json",
-        "json": "json",
-        "csv": "csv",
-        "parquet": "parquet",
-        "tsv": "csv",
-    }.get(ext)
-    if builder is None:
-        raise DataError(f"Cannot read {path!r}: use .json, .jsonl, .csv, .tsv or .parquet.")
-    if not os.path.exists(path):
-        raise DataError(f"Data file {path!r} does not exist.")
-    extra = {"delimiter": "\t"} if ext == "tsv" else {}
-    try:
-        ds = datasets.load_dataset(builder, data_files=path, split="train", **extra)
-    except Exception as err:  # datasets wraps decode errors in its own types; name the file
-        raise DataError(f"Cannot read {path}: {type(err).__name__}: {str(err)[:300]}") from None
-    feature = ds.features.get(label_column)
-    names = getattr(feature, "names", None)
-    return [_row(r, text_column, label_column, names) for r in ds]
+# Readers kept importable from here (tests and older code use these names).
+_records_from_datasetdict = sources._records_from_datasetdict
+__all__ = [
+    "PAIR_KEYS",
+    "SCENARIOS",
+    "TEXT_KEYS",
+    "Example",
+    "Stream",
+    "Task",
+    "TokenExample",
+    "example_labels",
+]
 
 
 def _subsample(examples: list[Example], n: int | None, rng: np.random.Generator) -> list[Example]:

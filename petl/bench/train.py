@@ -141,7 +141,9 @@ def exported_accuracy(model: nn.Module, learner: Any) -> float:
     model.eval()
     rows = learner.rows(0, "test")
     correct = 0
-    for batch in iter_batches(rows, 64, learner.pad_id, torch.device("cpu")):
+    for batch in iter_batches(
+        rows, 64, learner.pad_id, torch.device("cpu"), learner.family.collate
+    ):
         inputs = {
             k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")
         }

@@ -27,11 +27,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from petl.errors import ConfigError, DataError
-from petl.families.classification import build_head_model, routed
-from petl.stream import TokenExample
+from petl.families.classification import build_head_model, routed, wrap_classifier
+from petl.families.shares import sharded_predict
+from petl.tasks import TokenExample
 
 if TYPE_CHECKING:
-    from petl.stream import Task
+    from petl.families import DistillPairs
+    from petl.tasks import Task
 
 IGNORE = -100
 TOKEN_KEYS = ("tokens", "words")
@@ -257,43 +259,87 @@ def f1_report(
     return micro, {t: float(report[t]["f1-score"]) for t in types if t in report}
 
 
-def sharded_predict(
-    learner: Any, rows: Sequence[Any], predict: Any
-) -> tuple[list[Any], np.ndarray]:
-    """`predict(rows) -> (predictions, confidences)` split across processes, as the
-    classification family's logits are: each process takes a contiguous share of `rows`,
-    and the shares are gathered back in order, so every process returns the whole list.
-    One process: `predict(rows)` itself."""
-    acc: Any = learner.accelerator
-    world = acc.num_processes
-    if world <= 1:
-        preds, conf = predict(rows)
-        return list(preds), np.asarray(conf, dtype=float)
-    from accelerate.utils import gather_object
-
-    rank, n = acc.process_index, len(rows)
-    share = rows[n * rank // world : n * (rank + 1) // world]
-    preds, conf = predict(share) if share else ([], [])
-    parts = gather_object([(list(preds), [float(c) for c in conf])])  # one entry per rank
-    return [p for part, _ in parts for p in part], np.array(
-        [c for _, part in parts for c in part], dtype=float
-    )
-
-
 class TokenFamily:
     """BIO tagging with task heads over `...ForTokenClassification`; entity-level F1."""
 
     name = "tokens"
     auto_class = "AutoModelForTokenClassification"
+    # The checkpoint's own classifier (of any size, e.g. a 9-tag NER model) is replaced by
+    # petl's task heads, so a size mismatch there is expected.
+    auto_kwargs: Mapping[str, Any] = {"num_labels": 2, "ignore_mismatched_sizes": True}
+    label_per_row = False  # one tag per word
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name}
+
+    def saved_config(self, learner: Any) -> dict[str, Any]:
+        return self.config()
+
+    def parse_task(
+        self, name: str, spec: Mapping[str, Any]
+    ) -> tuple[dict[str, list[Any]], list[str]]:
+        return token_splits(name, spec)
+
+    def folder_spec(
+        self, name: str, spec: dict[str, Any], instruction: str | None
+    ) -> dict[str, Any]:
+        return spec
+
+    def input_examples(self, task: Task, inputs: Sequence[Any]) -> list[Any]:
+        """Word lists or whitespace-separated sentences, every word tagged "O"."""
+        out = []
+        for x in inputs:
+            words = tuple(x.split()) if isinstance(x, str) else tuple(str(w) for w in x)
+            if not words:
+                raise ConfigError("predict() got an empty sentence.")
+            out.append(TokenExample(words, ("O",) * len(words)))
+        return out
+
+    def as_predictions(self, preds: Any) -> Any:
+        return preds
+
+    def answers(self, learner: Any, t: int, preds: Any) -> list[Any]:
+        return list(preds)
+
+    def in_task(self, learner: Any, t: int, answers: list[Any]) -> Any:
+        return answers
+
+    def distill_targets(self, learner: Any, rows: Sequence[Any], t: int) -> torch.Tensor | None:
+        return None  # per-token outputs of every row would not fit: distil from a snapshot
+
+    def distill_pairs(
+        self,
+        learner: Any,
+        batch: dict[str, torch.Tensor],
+        logits: torch.Tensor,
+        t: int,
+        teacher: torch.Tensor | dict[str, torch.Tensor],
+    ) -> DistillPairs:
+        """Old tasks' head blocks on every labelled word, now and under the parameters
+        `teacher` had before task t (heads included)."""
+        assert isinstance(teacher, dict)
+        model = learner.model
+        labelled = batch["labels"] != IGNORE
+        features = model.last_features
+        student = [b[labelled] for b in model.heads.old_blocks(features, t)]
+        with torch.no_grad():
+            was = model.training
+            model.eval()
+            torch.func.functional_call(model, teacher, (batch,))
+            old = model.last_features
+            model.train(was)
+            model.last_features = features
+            blocks = model.heads.old_blocks(old, t, teacher)
+        return list(zip(student, [b[labelled] for b in blocks], strict=True))
 
     def metric(self, task: Task) -> str:
         return "f1"
 
     def build_model(self, learner: Any, backbone: nn.Module) -> nn.Module:
         return build_head_model(learner, backbone)
+
+    def wrap_model(self, learner: Any, model: nn.Module) -> nn.Module:
+        return wrap_classifier(learner, model)
 
     def encode(self, learner: Any, t: int, examples: Sequence[Any]) -> list[TokenRow]:
         return encode_tokens(
@@ -313,13 +359,11 @@ class TokenFamily:
         self, learner: Any, t: int, rows: Sequence[Any], head: int | None = None
     ) -> tuple[list[list[str]], np.ndarray]:
         """Word-level tags of each row (tag names of the head used) and the mean over its
-        words of the top tag probability."""
-        rows = routed(rows, head)
-        return sharded_predict(learner, rows, lambda share: self._predict(learner, share))
+        words of the top tag probability (each process tags its share of the rows)."""
+        return sharded_predict(learner, routed(rows, head), lambda s: self._predict(learner, s))
 
     def _predict(self, learner: Any, rows: Sequence[Any]) -> tuple[list[list[str]], list[float]]:
-        model = learner.model
-        was_training = model.training
+        model, was_training = learner.model, learner.model.training
         model.eval()
         preds: list[list[str]] = []
         conf: list[float] = []

@@ -8,7 +8,7 @@ run's seed and the global step, so every process and a resumed run draw the same
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from petl.errors import ConfigError
 from petl.strategies.base import Strategy
@@ -21,6 +21,9 @@ from petl.strategies.memory_grads import (
 )
 from petl.strategies.replay import Replay
 from petl.strategies.storage import Storage
+
+if TYPE_CHECKING:
+    from petl.training.seam import LearnerView
 
 
 class AGEM(Strategy):
@@ -43,7 +46,7 @@ class AGEM(Strategy):
         self.memory, self.sample_size, self.seed = memory, sample_size, seed
         self.policy = self._buffer.policy
 
-    def before_step(self, learner: Any) -> None:
+    def before_step(self, learner: LearnerView) -> None:
         items = self._buffer.buffer
         if not items:
             return
@@ -57,7 +60,7 @@ class AGEM(Strategy):
         if dot < 0:
             set_grads(learner, g - dot / (ref @ ref).clamp(min=1e-12) * ref)
 
-    def after_task(self, learner: Any, t: int) -> None:
+    def after_task(self, learner: LearnerView, t: int) -> None:
         self._buffer.after_task(learner, t)
 
     def state_dict(self) -> dict[str, Any]:

@@ -7,7 +7,7 @@ Goswami et al., NeurIPS 2023; with a RanPAC head, to RanPAC's recipe)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from petl.errors import ConfigError
 from petl.strategies.base import Strategy
 from petl.strategies.protocol import Capabilities
 from petl.strategies.stat_heads import StatisticHead
+
+if TYPE_CHECKING:
+    from petl.training.seam import LearnerView
 
 
 def _heads() -> dict[str, type[StatisticHead]]:
@@ -77,7 +80,7 @@ class APER(Strategy):
         """Declared to the Learner: only the first `adapt_tasks` tasks train by gradient."""
         return Capabilities(gradient_tasks=self.adapt_tasks)
 
-    def setup(self, learner: Any) -> None:
+    def setup(self, learner: LearnerView) -> None:
         if self.pretrained_features and not hasattr(learner.model.backbone, "disable_adapter"):
             raise ConfigError(
                 "APER(pretrained_features=True) needs a peft method whose adapters can be "
@@ -86,7 +89,7 @@ class APER(Strategy):
             )
         self._head.setup(learner)
 
-    def after_task(self, learner: Any, t: int) -> None:
+    def after_task(self, learner: LearnerView, t: int) -> None:
         last_adapted = max(self.adapt_tasks - 1, 0)
         if t < last_adapted:
             return
@@ -94,7 +97,7 @@ class APER(Strategy):
             self._head.add_task(learner, s)
         self._head.solve()
 
-    def predict(self, learner: Any, t: int, split: str) -> np.ndarray | None:
+    def predict(self, learner: LearnerView, t: int, split: str) -> np.ndarray | None:
         return self._head.predict(learner, t, split)
 
     def state_dict(self) -> dict[str, Any]:

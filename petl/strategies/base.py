@@ -9,9 +9,12 @@ all they may use."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from petl.strategies.protocol import Capabilities, no_op
+
+if TYPE_CHECKING:
+    from petl.training.seam import LearnerView
 
 
 class Strategy:
@@ -25,37 +28,37 @@ class Strategy:
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
     @no_op
-    def setup(self, learner: Any) -> None:
+    def setup(self, learner: LearnerView) -> None:
         """Checks that the strategy fits the model and method (after the model is built)."""
 
     @no_op
-    def before_task(self, learner: Any, t: int) -> None:
+    def before_task(self, learner: LearnerView, t: int) -> None:
         """Prepares for task t (snapshots, teachers)."""
 
     @no_op
-    def train_items(self, learner: Any, t: int, items: list[Any]) -> list[Any]:
+    def train_items(self, learner: LearnerView, t: int, items: list[Any]) -> list[Any]:
         """The (task, example) items to train task t on; default: unchanged."""
         return items
 
     @no_op
-    def loss(self, learner: Any, batch: Any, logits: Any, loss: Any) -> Any:
+    def loss(self, learner: LearnerView, batch: Any, logits: Any, loss: Any) -> Any:
         """The training loss with this strategy's terms added; default: unchanged."""
         return loss
 
     @no_op
-    def before_step(self, learner: Any) -> None:
+    def before_step(self, learner: LearnerView) -> None:
         """Reads or rewrites the final gradients, before clipping and the optimizer step."""
 
     @no_op
-    def after_step(self, learner: Any) -> None:
+    def after_step(self, learner: LearnerView) -> None:
         """After the optimizer step, gradients still present."""
 
     @no_op
-    def after_task(self, learner: Any, t: int) -> None:
+    def after_task(self, learner: LearnerView, t: int) -> None:
         """Consolidates after task t (Fisher, buffers, adapters)."""
 
     @no_op
-    def predict(self, learner: Any, t: int, split: str) -> Any:
+    def predict(self, learner: LearnerView, t: int, split: str) -> Any:
         """Predictions for task t's split, or None to use the family's rule."""
         return None
 

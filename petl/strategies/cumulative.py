@@ -6,14 +6,17 @@ with the stream."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from petl.strategies.base import Strategy
 
+if TYPE_CHECKING:
+    from petl.training.seam import LearnerView
 
-def initial_state(learner: Any) -> dict[str, torch.Tensor]:
+
+def initial_state(learner: LearnerView) -> dict[str, torch.Tensor]:
     """Every parameter that trains in some task: the method's and all head blocks."""
     return {
         n: p.detach().clone()
@@ -22,7 +25,7 @@ def initial_state(learner: Any) -> dict[str, torch.Tensor]:
     }
 
 
-def restore(learner: Any, state: dict[str, torch.Tensor]) -> None:
+def restore(learner: LearnerView, state: dict[str, torch.Tensor]) -> None:
     own = dict(learner.model.named_parameters())
     with torch.no_grad():
         for n, v in state.items():
@@ -38,13 +41,13 @@ class Cumulative(Strategy):
         self.reset = reset
         self._init: dict[str, torch.Tensor] = {}  # rebuilt by setup, also on resume
 
-    def setup(self, learner: Any) -> None:
+    def setup(self, learner: LearnerView) -> None:
         self._init = initial_state(learner) if self.reset else {}
 
-    def train_items(self, learner: Any, t: int, items: list[Any]) -> list[Any]:
+    def train_items(self, learner: LearnerView, t: int, items: list[Any]) -> list[Any]:
         earlier = [(k, i) for k in range(t) for i in range(len(learner.rows(k)))]
         return earlier + items
 
-    def before_task(self, learner: Any, t: int) -> None:
+    def before_task(self, learner: LearnerView, t: int) -> None:
         if self.reset and t > 0:
             restore(learner, self._init)

@@ -14,7 +14,7 @@ and DDP's mean over processes leaves its term unchanged."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -26,8 +26,11 @@ from petl.strategies.replay import Replay
 from petl.strategies.state import pack, unpack
 from petl.strategies.storage import Storage
 
+if TYPE_CHECKING:
+    from petl.training.seam import LearnerView
 
-def memory_batch(learner: Any, items: list[Any]) -> dict[str, torch.Tensor]:
+
+def memory_batch(learner: LearnerView, items: list[Any]) -> dict[str, torch.Tensor]:
     """One collated batch of the remembered rows, on the learner's device."""
     return next(iter(learner.batches(learner.item_rows(items), batch_size=len(items))))
 
@@ -56,7 +59,9 @@ class DER(Strategy):
         self.batch_size, self.seed, self.policy = batch_size, seed, self._buffer.policy
         self._logits: dict[tuple[int, int], torch.Tensor] = {}
 
-    def loss(self, learner: Any, batch: Any, logits: Any, loss: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self, learner: LearnerView, batch: Any, logits: Any, loss: torch.Tensor
+    ) -> torch.Tensor:
         items = self._buffer.buffer
         if not items:
             return loss
@@ -79,7 +84,7 @@ class DER(Strategy):
         return loss + term
 
     @torch.no_grad()
-    def after_task(self, learner: Any, t: int) -> None:
+    def after_task(self, learner: LearnerView, t: int) -> None:
         self._buffer.after_task(learner, t)
         new = [i for i in self._buffer.buffer if i not in self._logits]
         model = learner.model

@@ -13,7 +13,7 @@ of the same size holds fewer old examples than Replay's)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +24,9 @@ from petl.strategies.der import memory_batch
 from petl.strategies.memory_grads import sample_items
 from petl.strategies.replay import Replay
 from petl.strategies.storage import Storage
+
+if TYPE_CHECKING:
+    from petl.training.seam import LearnerView
 
 
 class ERACE(Strategy):
@@ -45,14 +48,16 @@ class ERACE(Strategy):
         self.memory, self.batch_size, self.seed = memory, batch_size, seed
         self.policy = self._buffer.policy
 
-    def setup(self, learner: Any) -> None:
-        if learner.family.name != "classification":
+    def setup(self, learner: LearnerView) -> None:
+        if not learner.family.label_per_row:
             raise IncompatibleModelError(
                 "ER-ACE masks class logits: it needs the classification family, got "
                 f"{learner.family.name!r}. Use Replay or DER for other families."
             )
 
-    def loss(self, learner: Any, batch: Any, logits: Any, loss: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self, learner: LearnerView, batch: Any, logits: Any, loss: torch.Tensor
+    ) -> torch.Tensor:
         labels = batch["labels"]
         present = torch.zeros(logits.shape[-1], device=logits.device)
         present[labels] = 1.0 if learner.row_weight else 0.0  # not a padding-only share
@@ -71,7 +76,7 @@ class ERACE(Strategy):
         mem = memory_batch(learner, sample_items(items, size, self.seed, learner.global_step))
         return loss + learner.family.loss(learner.model(mem), mem)
 
-    def before_task(self, learner: Any, t: int) -> None:
+    def before_task(self, learner: LearnerView, t: int) -> None:
         # As Avalanche's ER_ACE: the task's own examples join the memory before it trains,
         # so replayed batches also hold new classes and push old logits down on them.
         self._buffer.after_task(learner, t)

@@ -16,7 +16,8 @@ products enter the square)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,6 +25,9 @@ import torch
 from petl.errors import ConfigError
 from petl.strategies.base import Strategy
 from petl.strategies.state import pack, unpack
+
+if TYPE_CHECKING:
+    from petl.training.seam import LearnerView
 
 
 class EWC(Strategy):
@@ -54,7 +58,7 @@ class EWC(Strategy):
         self.fisher_batch_size = fisher_batch_size
         self._terms: list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]] = []
 
-    def after_task(self, learner: Any, t: int) -> None:
+    def after_task(self, learner: LearnerView, t: int) -> None:
         if self.fisher_batch_size == 1:
             fisher = empirical_fisher(learner, t, self.fisher_samples)
         else:
@@ -67,7 +71,7 @@ class EWC(Strategy):
         merged = {n: f + self.decay * old[n] if n in old else f for n, f in fisher.items()}
         self._terms = [(merged, anchor)]
 
-    def penalty(self, params: dict[str, torch.Tensor]) -> torch.Tensor | float:
+    def penalty(self, params: Mapping[str, torch.Tensor]) -> torch.Tensor | float:
         total: torch.Tensor | float = 0.0
         for fisher, anchor in self._terms:
             for name, f in fisher.items():
@@ -76,7 +80,7 @@ class EWC(Strategy):
         return total
 
     def loss(
-        self, learner: Any, batch: Any, logits: torch.Tensor, loss: torch.Tensor
+        self, learner: LearnerView, batch: Any, logits: torch.Tensor, loss: torch.Tensor
     ) -> torch.Tensor:
         if not self._terms:
             return loss
@@ -90,7 +94,7 @@ class EWC(Strategy):
         self._terms = list(zip(saved["fisher"], saved["anchor"], strict=True))
 
 
-def fisher_rows(learner: Any, t: int, samples: int) -> list[Any]:
+def fisher_rows(learner: LearnerView, t: int, samples: int) -> list[Any]:
     """The training rows of task t that estimate its Fisher: all of them, or `samples` drawn
     without replacement by a generator seeded with the run's seed and t."""
     rows = learner.rows(t)
@@ -100,7 +104,7 @@ def fisher_rows(learner: Any, t: int, samples: int) -> list[Any]:
     return [rows[i] for i in sorted(pick.tolist())]
 
 
-def empirical_fisher(learner: Any, t: int, samples: int) -> dict[str, torch.Tensor]:
+def empirical_fisher(learner: LearnerView, t: int, samples: int) -> dict[str, torch.Tensor]:
     """Mean of squared per-example gradients over up to `samples` training examples of task
     t (a seeded random subset: data files are often sorted by label); examples are split
     across processes and the sums reduced."""
@@ -108,7 +112,7 @@ def empirical_fisher(learner: Any, t: int, samples: int) -> dict[str, torch.Tens
 
 
 def minibatch_fisher(
-    learner: Any, t: int, samples: int, batch_size: int
+    learner: LearnerView, t: int, samples: int, batch_size: int
 ) -> dict[str, torch.Tensor]:
     """Mean over mini-batches of `batch_size` of the squared mini-batch gradient, over the
     rows `empirical_fisher` uses (batch_size 1: exactly the empirical Fisher). Each process

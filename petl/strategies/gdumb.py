@@ -6,13 +6,16 @@ asks how much a continual method beats "store a balanced sample, train from scra
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from petl.strategies.base import Strategy
 from petl.strategies.cumulative import initial_state, restore
 from petl.strategies.replay import Replay, classes_of
+
+if TYPE_CHECKING:
+    from petl.training.seam import LearnerView
 
 
 class GDumb(Strategy):
@@ -25,15 +28,15 @@ class GDumb(Strategy):
         self.memory = memory
         self._init: dict[str, torch.Tensor] = {}  # rebuilt by setup, also on resume
 
-    def setup(self, learner: Any) -> None:
+    def setup(self, learner: LearnerView) -> None:
         self._init = initial_state(learner)
 
-    def train_items(self, learner: Any, t: int, items: list[Any]) -> list[Any]:
+    def train_items(self, learner: LearnerView, t: int, items: list[Any]) -> list[Any]:
         rows = learner.item_rows(items)
         self._buffer.add(items, classes_of(learner, t, rows), t, learner)
         return self._buffer.buffer
 
-    def before_task(self, learner: Any, t: int) -> None:
+    def before_task(self, learner: LearnerView, t: int) -> None:
         restore(learner, self._init)
 
     def state_dict(self) -> dict[str, Any]:

@@ -9,7 +9,7 @@ the task): identical on every process, and so are the gradients and the projecti
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,6 +24,9 @@ from petl.strategies.memory_grads import (
     set_grads,
 )
 from petl.strategies.state import pack, unpack
+
+if TYPE_CHECKING:
+    from petl.training.seam import LearnerView
 
 
 def project(g: torch.Tensor, memories: torch.Tensor, strength: float) -> torch.Tensor:
@@ -61,7 +64,7 @@ class GEM(Strategy):
         )
         self._memories: list[list[list[int]]] = []  # per past task: (task, example) items
 
-    def setup(self, learner: Any) -> None:
+    def setup(self, learner: LearnerView) -> None:
         try:
             import quadprog  # noqa: F401
         except ImportError:
@@ -70,12 +73,14 @@ class GEM(Strategy):
                 "(or petl[avalanche])."
             ) from None
 
-    def before_step(self, learner: Any) -> None:
+    def before_step(self, learner: LearnerView) -> None:
         if not self._memories:
             return
         grads = current_grads(learner)  # full gradients, also under FSDP
         past = [
-            flat(reference_gradient(learner, learner.item_rows([tuple(i) for i in items])), grads)  # type: ignore[arg-type]
+            flat(
+                reference_gradient(learner, learner.item_rows([(i[0], i[1]) for i in items])), grads
+            )  # type: ignore[arg-type]
             for items in self._memories
         ]
         g = flat(grads, grads)  # type: ignore[arg-type]
@@ -83,7 +88,7 @@ class GEM(Strategy):
         if (memories @ g < 0).any():
             set_grads(learner, project(g.cpu(), memories.cpu(), self.memory_strength))
 
-    def after_task(self, learner: Any, t: int) -> None:
+    def after_task(self, learner: LearnerView, t: int) -> None:
         items = [(t, i) for i in range(len(learner.rows(t)))]
         chosen = sample_items(items, self.patterns_per_task, self.seed, t)
         self._memories.append([list(i) for i in chosen])

@@ -15,7 +15,7 @@ computes features and means on all rows, so they agree."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,6 +26,9 @@ from petl.strategies.base import Strategy
 from petl.strategies.replay import Replay, classes_of
 from petl.strategies.state import pack, unpack
 from petl.strategies.storage import features
+
+if TYPE_CHECKING:
+    from petl.training.seam import LearnerView
 
 
 class ICaRL(Strategy):
@@ -43,18 +46,18 @@ class ICaRL(Strategy):
         self._means = torch.zeros(0)
         self._classes: list[int] = []
 
-    def setup(self, learner: Any) -> None:
-        if learner.family.name != "classification":
+    def setup(self, learner: LearnerView) -> None:
+        if not learner.family.label_per_row:
             raise IncompatibleModelError(
                 "iCaRL classifies by nearest class mean of features: it needs the "
                 f"classification family, got {learner.family.name!r}."
             )
 
-    def train_items(self, learner: Any, t: int, items: list[Any]) -> list[Any]:
+    def train_items(self, learner: LearnerView, t: int, items: list[Any]) -> list[Any]:
         return items + self._buffer.buffer
 
     @torch.no_grad()
-    def before_task(self, learner: Any, t: int) -> None:
+    def before_task(self, learner: LearnerView, t: int) -> None:
         self._teacher, self._old = None, 0
         if t == 0 or learner.model.heads.mode != "concat":
             return  # per-task heads: old heads are not trained by new tasks' rows
@@ -62,7 +65,9 @@ class ICaRL(Strategy):
         logits = learner.logits_for(learner.item_rows(learner.items))
         self._teacher = logits[:, : self._old].contiguous()
 
-    def loss(self, learner: Any, batch: Any, logits: Any, loss: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self, learner: LearnerView, batch: Any, logits: Any, loss: torch.Tensor
+    ) -> torch.Tensor:
         if self._teacher is None or not self.alpha:
             return loss
         target = torch.sigmoid(self._teacher[batch["positions"].cpu()].to(logits.device))
@@ -73,7 +78,7 @@ class ICaRL(Strategy):
         return loss + self.alpha * bce * learner.row_weight
 
     @torch.no_grad()
-    def after_task(self, learner: Any, t: int) -> None:
+    def after_task(self, learner: LearnerView, t: int) -> None:
         self._buffer.after_task(learner, t)
         items = self._buffer.buffer
         feats = features(learner, learner.item_rows(items))
@@ -84,7 +89,7 @@ class ICaRL(Strategy):
         self._teacher = None
 
     @torch.no_grad()
-    def predict(self, learner: Any, t: int, split: str) -> Any:
+    def predict(self, learner: LearnerView, t: int, split: str) -> Any:
         if not self._classes:
             return None
         rows = learner.rows(t, split)

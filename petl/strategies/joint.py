@@ -3,9 +3,12 @@ method but the usual upper bound it is compared against."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from petl.strategies.base import Strategy
+
+if TYPE_CHECKING:
+    from petl.training.seam import LearnerView
 
 
 class Joint(Strategy):
@@ -14,7 +17,7 @@ class Joint(Strategy):
     name = "joint"
 
     def train_items(
-        self, learner: Any, t: int, items: list[tuple[int, int]]
+        self, learner: LearnerView, t: int, items: list[tuple[int, int]]
     ) -> list[tuple[int, int]]:
         earlier = [(k, i) for k in range(t) for i in range(len(learner.rows(k)))]
         return earlier + items

@@ -10,7 +10,7 @@ sums reduced, as EWC's Fisher is. Between tasks the state is Omega and theta*.""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -18,6 +18,9 @@ from petl.errors import ConfigError
 from petl.strategies.base import Strategy
 from petl.strategies.ewc import fisher_rows
 from petl.strategies.state import pack, unpack
+
+if TYPE_CHECKING:
+    from petl.training.seam import LearnerView
 
 
 class MAS(Strategy):
@@ -36,7 +39,7 @@ class MAS(Strategy):
         self._omega: dict[str, torch.Tensor] = {}
         self._anchor: dict[str, torch.Tensor] = {}
 
-    def after_task(self, learner: Any, t: int) -> None:
+    def after_task(self, learner: LearnerView, t: int) -> None:
         new = importance(learner, t, self.samples)
         self._omega = {
             n: self.alpha * self._omega[n] + (1 - self.alpha) * v if n in self._omega else v
@@ -44,7 +47,9 @@ class MAS(Strategy):
         }
         self._anchor = {n: p.detach().clone() for n, p in learner.trainable_parameters().items()}
 
-    def loss(self, learner: Any, batch: Any, logits: Any, loss: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self, learner: LearnerView, batch: Any, logits: Any, loss: torch.Tensor
+    ) -> torch.Tensor:
         if not self._omega:
             return loss
         params = learner.trainable_parameters()
@@ -63,7 +68,7 @@ class MAS(Strategy):
         self._omega, self._anchor = saved["omega"], saved["anchor"]
 
 
-def importance(learner: Any, t: int, samples: int) -> dict[str, torch.Tensor]:
+def importance(learner: LearnerView, t: int, samples: int) -> dict[str, torch.Tensor]:
     """Mean absolute gradient of the squared L2 norm of the output, per example."""
     params = learner.trainable_parameters()
     rows = fisher_rows(learner, t, samples)

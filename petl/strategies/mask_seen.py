@@ -16,15 +16,18 @@ tasks share one label set, so there the mask changes nothing either."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from petl.errors import ConfigError
 from petl.strategies.base import Strategy
 
+if TYPE_CHECKING:
+    from petl.training.seam import LearnerView
 
-def allowed_columns(learner: Any) -> torch.Tensor:
+
+def allowed_columns(learner: LearnerView) -> torch.Tensor:
     """Boolean [tasks, columns] table: which logit columns belong to each task's classes."""
     heads = learner.model.heads
     width = max(heads.block_sizes) if heads.mode == "route" else sum(heads.block_sizes)
@@ -34,7 +37,9 @@ def allowed_columns(learner: Any) -> torch.Tensor:
     return table
 
 
-def mask_to_own_task(learner: Any, batch: Any, logits: torch.Tensor, table: torch.Tensor) -> Any:
+def mask_to_own_task(
+    learner: LearnerView, batch: Any, logits: torch.Tensor, table: torch.Tensor
+) -> Any:
     """`logits` with every column outside the row's own task's classes at the dtype's
     minimum (a softmax weight of 0, and no gradient), per row (and per token)."""
     keep = table.to(logits.device)[batch["task_ids"].to(logits.device), : logits.shape[-1]]
@@ -54,7 +59,7 @@ class MaskSeen(Strategy):
     def __init__(self) -> None:
         self._table: torch.Tensor | None = None
 
-    def setup(self, learner: Any) -> None:
+    def setup(self, learner: LearnerView) -> None:
         if getattr(learner.model, "heads", None) is None:
             raise ConfigError(
                 f"MaskSeen masks columns of petl's classification heads; the "
@@ -63,6 +68,6 @@ class MaskSeen(Strategy):
             )
         self._table = allowed_columns(learner)
 
-    def train_logits(self, learner: Any, batch: Any, logits: torch.Tensor) -> torch.Tensor:
+    def train_logits(self, learner: LearnerView, batch: Any, logits: torch.Tensor) -> torch.Tensor:
         assert self._table is not None, "setup() builds the mask table"
         return mask_to_own_task(learner, batch, logits, self._table)

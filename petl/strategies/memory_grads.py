@@ -15,10 +15,14 @@ vector. The projection is then computed identically on every process, as under D
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from petl.training.seam import LearnerView
 
 
 def sample_items(items: list[Any], n: int, seed: int, *keys: int) -> list[Any]:
@@ -31,7 +35,7 @@ def sample_items(items: list[Any], n: int, seed: int, *keys: int) -> list[Any]:
     return [items[i] for i in sorted(pick.tolist())]
 
 
-def memory_gradient(learner: Any, rows: list[Any]) -> dict[str, torch.Tensor]:
+def memory_gradient(learner: LearnerView, rows: list[Any]) -> dict[str, torch.Tensor]:
     """Gradient of the mean training loss over `rows` w.r.t. the trainable parameters
     (zeros where a parameter is unused)."""
     params = learner.trainable_parameters()
@@ -51,7 +55,9 @@ def memory_gradient(learner: Any, rows: list[Any]) -> dict[str, torch.Tensor]:
     return dict(zip(names, total, strict=True))
 
 
-def flat(grads: dict[str, torch.Tensor | None], like: dict[str, torch.Tensor]) -> torch.Tensor:
+def flat(
+    grads: Mapping[str, torch.Tensor | None], like: Mapping[str, torch.Tensor]
+) -> torch.Tensor:
     """One float32 vector of `grads` in the order of `like` (missing: zeros)."""
     return torch.cat(
         [
@@ -61,7 +67,7 @@ def flat(grads: dict[str, torch.Tensor | None], like: dict[str, torch.Tensor]) -
     )
 
 
-def current_grads(learner: Any) -> dict[str, torch.Tensor]:
+def current_grads(learner: LearnerView) -> dict[str, torch.Tensor]:
     """The step's full gradients (gathered from shards under FSDP; zeros where None)."""
     from petl.training import sharding
 
@@ -73,7 +79,7 @@ def current_grads(learner: Any) -> dict[str, torch.Tensor]:
     }
 
 
-def reference_gradient(learner: Any, rows: list[Any]) -> dict[str, torch.Tensor]:
+def reference_gradient(learner: LearnerView, rows: list[Any]) -> dict[str, torch.Tensor]:
     """`memory_gradient` on the full weights (all-gathered while it runs under FSDP)."""
     from petl.training import sharding
 
@@ -81,7 +87,7 @@ def reference_gradient(learner: Any, rows: list[Any]) -> dict[str, torch.Tensor]
         return memory_gradient(learner, rows)
 
 
-def set_grads(learner: Any, vector: torch.Tensor) -> None:
+def set_grads(learner: LearnerView, vector: torch.Tensor) -> None:
     """Writes a flat (full) gradient back into the parameters' `.grad` (each process
     keeps its shard under FSDP)."""
     from petl.training import sharding

@@ -18,7 +18,7 @@ classification the shared head's bias towards the newest classes still forgets."
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -26,6 +26,9 @@ from torch import nn
 from petl.errors import ConfigError, IncompatibleModelError
 from petl.strategies.base import Strategy
 from petl.strategies.state import pack, unpack
+
+if TYPE_CHECKING:
+    from petl.training.seam import LearnerView
 
 
 def lora_layers(model: torch.nn.Module) -> dict[str, Any]:
@@ -75,7 +78,7 @@ class OLoRA(Strategy):
                 "Use task_adapters for other methods."
             )
 
-    def setup(self, learner: Any) -> None:
+    def setup(self, learner: LearnerView) -> None:
         layers = lora_layers(learner.model)
         if not layers:
             raise IncompatibleModelError(
@@ -86,7 +89,7 @@ class OLoRA(Strategy):
         self._layers = layers
         self._seed = learner.config.seed
 
-    def before_task(self, learner: Any, t: int) -> None:
+    def before_task(self, learner: LearnerView, t: int) -> None:
         """A fresh LoRA for task t > 0 (task 0 keeps peft's own initialisation)."""
         if t == 0:
             return
@@ -112,12 +115,12 @@ class OLoRA(Strategy):
         return orth, l2
 
     def loss(
-        self, learner: Any, batch: Any, logits: torch.Tensor, loss: torch.Tensor
+        self, learner: LearnerView, batch: Any, logits: torch.Tensor, loss: torch.Tensor
     ) -> torch.Tensor:
         orth, l2 = self.penalty()
         return loss + self.lam_orth * orth + self.lam_l2 * l2
 
-    def after_task(self, learner: Any, t: int) -> None:
+    def after_task(self, learner: LearnerView, t: int) -> None:
         current = {
             n: (
                 m.lora_A["default"].weight.detach().clone(),

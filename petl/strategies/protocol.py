@@ -31,9 +31,12 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from petl.errors import ConfigError
+
+if TYPE_CHECKING:
+    from petl.training.seam import LearnerView
 
 HOOKS = (
     "setup",
@@ -135,28 +138,28 @@ class Hooks:
         """True if some strategy or method implements `hook`."""
         return bool(self._with(hook))
 
-    def call(self, hook: str, learner: Any, *args: Any) -> None:
+    def call(self, hook: str, learner: LearnerView, *args: Any) -> None:
         """Calls a hook without a result (setup, before/after task, before/after step)."""
         for s in self._with(hook):
             getattr(s, hook)(learner, *args)
 
-    def train_items(self, learner: Any, t: int, items: list[Any]) -> list[Any]:
+    def train_items(self, learner: LearnerView, t: int, items: list[Any]) -> list[Any]:
         for s in self._with("train_items"):
             items = s.train_items(learner, t, items)
         return items
 
-    def train_logits(self, learner: Any, batch: Any, logits: Any) -> Any:
+    def train_logits(self, learner: LearnerView, batch: Any, logits: Any) -> Any:
         """The logits the training loss sees (MaskSeen hides other tasks' classes)."""
         for s in self._with("train_logits"):
             logits = s.train_logits(learner, batch, logits)
         return logits
 
-    def loss(self, learner: Any, batch: Any, logits: Any, loss: Any) -> Any:
+    def loss(self, learner: LearnerView, batch: Any, logits: Any, loss: Any) -> Any:
         for s in self._with("loss"):
             loss = s.loss(learner, batch, logits, loss)
         return loss
 
-    def predict(self, learner: Any, t: int, split: str) -> Any:
+    def predict(self, learner: LearnerView, t: int, split: str) -> Any:
         """The first strategy's prediction that is not None, else None."""
         for s in self._with("predict"):
             preds = s.predict(learner, t, split)

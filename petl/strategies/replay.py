@@ -9,13 +9,16 @@ Buffers hold `(task, example)` indices and keys only, and are identical on every
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from petl.errors import ConfigError
 from petl.strategies.base import Strategy
 from petl.strategies.storage import POLICIES, Storage, balanced_quotas, get_storage
+
+if TYPE_CHECKING:
+    from petl.training.seam import LearnerView
 
 __all__ = ["POLICIES", "Replay", "balanced_quotas"]
 
@@ -49,7 +52,11 @@ class Replay(Strategy):
         return list(self._items)
 
     def add(
-        self, items: list[tuple[int, int]], classes: list[int], task: int, learner: Any = None
+        self,
+        items: list[tuple[int, int]],
+        classes: list[int],
+        task: int,
+        learner: LearnerView | None = None,
     ) -> None:
         """Offers examples to the buffer (a pure function of seed, task and contents; the
         herding policy also reads the learner's current features)."""
@@ -63,7 +70,7 @@ class Replay(Strategy):
         self._classes = [cls[i] for i in keep]
 
     def train_items(
-        self, learner: Any, t: int, items: list[tuple[int, int]]
+        self, learner: LearnerView, t: int, items: list[tuple[int, int]]
     ) -> list[tuple[int, int]]:
         if not self._items:
             return items
@@ -74,7 +81,7 @@ class Replay(Strategy):
         picks = rng.integers(0, len(self._items), size=n)
         return items + [self._items[i] for i in picks]
 
-    def after_task(self, learner: Any, t: int) -> None:
+    def after_task(self, learner: LearnerView, t: int) -> None:
         rows = learner.rows(t)
         self.add([(t, i) for i in range(len(rows))], classes_of(learner, t, rows), t, learner)
 
@@ -87,7 +94,7 @@ class Replay(Strategy):
         self._classes = list(state.get("classes", []))
 
 
-def classes_of(learner: Any, t: int, rows: list[Any]) -> list[int]:
+def classes_of(learner: LearnerView, t: int, rows: list[Any]) -> list[int]:
     """Class keys of task t's rows: label ids, keyed by (task, label) in task-incremental
     streams so that task-local label ids never collide."""
     if learner.stream.scenario == "task":

@@ -12,7 +12,7 @@ theta*. Between tasks the state is Omega and theta* (2 floats per trainable para
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -20,6 +20,9 @@ from petl.errors import ConfigError
 from petl.strategies.base import Strategy
 from petl.strategies.state import pack, unpack
 from petl.training import sharding
+
+if TYPE_CHECKING:
+    from petl.training.seam import LearnerView
 
 
 class SI(Strategy):
@@ -38,12 +41,12 @@ class SI(Strategy):
         self._w: dict[str, torch.Tensor] = {}  # path integral of this task
         self._grad: dict[str, torch.Tensor] = {}  # gradient of the step in progress
 
-    def before_task(self, learner: Any, t: int) -> None:
+    def before_task(self, learner: LearnerView, t: int) -> None:
         params = learner.trainable_parameters()
         self._start = {n: p.detach().clone() for n, p in params.items()}
         self._w = {n: torch.zeros_like(p) for n, p in params.items()}
 
-    def before_step(self, learner: Any) -> None:
+    def before_step(self, learner: LearnerView) -> None:
         # w -= g * (theta_new - theta_old): the g * theta_old half now, the rest after
         # sharding.full: under FSDP the step's gradients and weights are gathered, so the
         # path integral is the full one, as in one process (plain tensors pass through)
@@ -53,13 +56,13 @@ class SI(Strategy):
                 self._grad[n] = sharding.full(p.grad.detach()).clone()
                 self._w[n] += self._grad[n] * sharding.full(p.detach())
 
-    def after_step(self, learner: Any) -> None:
+    def after_step(self, learner: LearnerView) -> None:
         params = learner.trainable_parameters()
         for n, g in self._grad.items():
             self._w[n] -= g * sharding.full(params[n].detach())
         self._grad = {}
 
-    def after_task(self, learner: Any, t: int) -> None:
+    def after_task(self, learner: LearnerView, t: int) -> None:
         for n, p in learner.trainable_parameters().items():
             if n not in self._w:
                 continue
@@ -68,7 +71,9 @@ class SI(Strategy):
             self._anchor[n] = p.detach().clone()
         self._start, self._w = {}, {}  # only Omega and theta* are kept between tasks
 
-    def loss(self, learner: Any, batch: Any, logits: Any, loss: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self, learner: LearnerView, batch: Any, logits: Any, loss: torch.Tensor
+    ) -> torch.Tensor:
         if not self._omega:
             return loss
         params = learner.trainable_parameters()

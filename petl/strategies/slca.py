@@ -31,7 +31,7 @@ No examples are kept: the state is K * (1 + d + d^2) floats for K classes, d fea
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +39,9 @@ import torch.nn.functional as F
 from petl.errors import ConfigError
 from petl.strategies.base import Strategy
 from petl.strategies.mask_seen import allowed_columns, mask_to_own_task
+
+if TYPE_CHECKING:
+    from petl.training.seam import LearnerView
 
 
 class SLCA(Strategy):
@@ -89,8 +92,8 @@ class SLCA(Strategy):
         return {"backbone.": self.lr_scale}
 
     # ---- hooks --------------------------------------------------------------------------
-    def setup(self, learner: Any) -> None:
-        if learner.family.name != "classification":
+    def setup(self, learner: LearnerView) -> None:
+        if not learner.family.label_per_row:
             raise ConfigError(
                 f"SLCA keeps one feature vector per example and aligns classification heads; "
                 f"the {learner.family.name!r} family is not supported. Use the classification "
@@ -103,11 +106,11 @@ class SLCA(Strategy):
         self._sum = torch.zeros(k, d, dtype=torch.float64)
         self._outer = torch.zeros(k, d, d, dtype=torch.float64)
 
-    def train_logits(self, learner: Any, batch: Any, logits: torch.Tensor) -> torch.Tensor:
+    def train_logits(self, learner: LearnerView, batch: Any, logits: torch.Tensor) -> torch.Tensor:
         assert self._table is not None, "setup() builds the mask table"
         return mask_to_own_task(learner, batch, logits, self._table)
 
-    def after_task(self, learner: Any, t: int) -> None:
+    def after_task(self, learner: LearnerView, t: int) -> None:
         count, total, outer = class_sums(learner, t, self._count.shape[0])
         self._count += count
         self._sum += total
@@ -126,7 +129,7 @@ class SLCA(Strategy):
             out[c] = (mean, cov)
         return out
 
-    def align(self, learner: Any, t: int) -> None:
+    def align(self, learner: LearnerView, t: int) -> None:
         """Re-trains the active head rows on features sampled from the class Gaussians."""
         heads = learner.model.heads
         blocks = list(range(t + 1))
@@ -223,7 +226,7 @@ def _cholesky(cov: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 @torch.no_grad()
-def class_sums(learner: Any, t: int, width: int) -> tuple[torch.Tensor, ...]:
+def class_sums(learner: LearnerView, t: int, width: int) -> tuple[torch.Tensor, ...]:
     """Per logit column (global, over all head blocks): count, sum and sum of outer
     products of the features of task t's training rows, in float64. Rows are split across
     processes and the sums all-reduced, so every process holds the one-process result."""

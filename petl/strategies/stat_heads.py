@@ -19,7 +19,7 @@ Learner with only statistic heads skips gradient training entirely."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,6 +28,9 @@ import torch.nn.functional as F
 from petl.features import features_for, iter_features
 from petl.strategies.base import Strategy
 from petl.strategies.protocol import Capabilities
+
+if TYPE_CHECKING:
+    from petl.training.seam import LearnerView
 
 CHUNK = 1024  # rows whose adapted and pretrained features are held at once (APER)
 
@@ -52,7 +55,7 @@ class StatisticHead(Strategy):
         self._per_task = False
 
     # ---- class keys -----------------------------------------------------------------------
-    def setup(self, learner: Any) -> None:
+    def setup(self, learner: LearnerView) -> None:
         stream = learner.stream
         self._per_task = bool(getattr(learner, "per_task_heads", False))
         if self._per_task:
@@ -75,7 +78,7 @@ class StatisticHead(Strategy):
         return torch.nonzero(self._stats["counts"] > 0).flatten()
 
     # ---- features -------------------------------------------------------------------------
-    def _feature_batches(self, learner: Any, rows: Any):
+    def _feature_batches(self, learner: LearnerView, rows: Any):
         """(normalised features, labels) batches: each part L2-normalised, then the whole."""
         if not self._pretrained_too:
             for x, y in iter_features(learner, rows):
@@ -100,14 +103,14 @@ class StatisticHead(Strategy):
         """Allocates the zero statistics for `dim`-wide features (subclasses extend)."""
         self._stats = {"counts": torch.zeros(self.num_classes, dtype=torch.float64)}
 
-    def held_out(self, learner: Any, t: int, n: int) -> torch.Tensor:
+    def held_out(self, learner: LearnerView, t: int, n: int) -> torch.Tensor:
         """Which of task t's n training rows are held out (RanPAC's ridge choice): a pure
         function of (seed, task), so incremental and one-shot fits agree."""
         frac = float(getattr(self, "val_fraction", 0.0))
         gen = torch.Generator().manual_seed(learner.config.seed * 1_000_003 + 7_919 * t + 1)
         return torch.rand(n, generator=gen) < frac
 
-    def add_task(self, learner: Any, t: int) -> None:
+    def add_task(self, learner: LearnerView, t: int) -> None:
         """One forward pass over task t's training rows, added to the statistics."""
         rows = learner.rows(t, "train")
         held = self.held_out(learner, t, len(rows))
@@ -131,12 +134,12 @@ class StatisticHead(Strategy):
         """Derives the classifier from the statistics."""
         self._solve()
 
-    def after_task(self, learner: Any, t: int) -> None:
+    def after_task(self, learner: LearnerView, t: int) -> None:
         self.add_task(learner, t)
         self._solve()
 
     # ---- prediction -----------------------------------------------------------------------
-    def predict(self, learner: Any, t: int, split: str) -> np.ndarray | None:
+    def predict(self, learner: LearnerView, t: int, split: str) -> np.ndarray | None:
         if not self._seen:
             return None  # nothing fitted yet: the model's own heads answer
         rows = learner.rows(t, split)

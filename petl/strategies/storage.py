@@ -15,13 +15,16 @@ seen: identical on every process and after a resume.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from petl.errors import IncompatibleModelError, unknown_choice
+
+if TYPE_CHECKING:
+    from petl.training.seam import LearnerView
 
 
 class Storage(Protocol):
@@ -30,7 +33,12 @@ class Storage(Protocol):
     name: str
 
     def keys(
-        self, learner: Any, t: int, items: list[tuple[int, int]], classes: list[int], seed: int
+        self,
+        learner: LearnerView | None,  # None: a buffer filled without a learner (tests)
+        t: int,
+        items: list[tuple[int, int]],
+        classes: list[int],
+        seed: int,
     ) -> list[float]:
         """Priority of each new example (larger is kept first)."""
         ...
@@ -67,7 +75,9 @@ def random_keys(n: int, seed: int, t: int) -> list[float]:
 class Reservoir:
     name = "reservoir"
 
-    def keys(self, learner: Any, t: int, items: list, classes: list[int], seed: int) -> list[float]:
+    def keys(
+        self, learner: LearnerView | None, t: int, items: list, classes: list[int], seed: int
+    ) -> list[float]:
         return random_keys(len(items), seed, t)
 
     def select(self, keys: list[float], classes: list[int], memory: int) -> list[int]:
@@ -91,14 +101,19 @@ class ClassBalanced(Reservoir):
 class FirstCome(ClassBalanced):
     name = "first_come"
 
-    def keys(self, learner: Any, t: int, items: list, classes: list[int], seed: int) -> list[float]:
+    def keys(
+        self, learner: LearnerView | None, t: int, items: list, classes: list[int], seed: int
+    ) -> list[float]:
         return [-float(task * 1_000_000 + i) for task, i in items]  # earliest largest
 
 
 class Herding(ClassBalanced):
     name = "herding"
 
-    def keys(self, learner: Any, t: int, items: list, classes: list[int], seed: int) -> list[float]:
+    def keys(
+        self, learner: LearnerView | None, t: int, items: list, classes: list[int], seed: int
+    ) -> list[float]:
+        assert learner is not None, "herding reads the learner's features"
         feats = features(learner, learner.item_rows(items))
         keys = [0.0] * len(items)
         for c in sorted(set(classes)):
@@ -125,7 +140,7 @@ def herding_order(feats: torch.Tensor) -> list[int]:
 
 
 @torch.no_grad()
-def features(learner: Any, rows: list[Any]) -> torch.Tensor:
+def features(learner: LearnerView, rows: list[Any]) -> torch.Tensor:
     """L2-normalised features (the heads' input) of `rows`, on CPU. Every process computes
     all rows in eval mode (no dropout), so every process gets the same values."""
     model = learner.model

@@ -20,9 +20,8 @@ adapter with the lowest answer perplexity answers."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -30,6 +29,9 @@ import torch
 from petl.strategies.base import Strategy
 from petl.strategies.protocol import Capabilities
 from petl.strategies.state import pack, unpack
+
+if TYPE_CHECKING:
+    from petl.training.seam import LearnerView
 
 
 class TaskAdapters(Strategy):
@@ -43,29 +45,29 @@ class TaskAdapters(Strategy):
         self._init: dict[str, torch.Tensor] = {}
         self._store: list[dict[str, torch.Tensor]] = []
 
-    def _adapter(self, learner: Any) -> dict[str, torch.nn.Parameter]:
+    def _adapter(self, learner: LearnerView) -> dict[str, torch.nn.Parameter]:
         return {
             n: p for n, p in learner.trainable_parameters().items() if not n.startswith("heads.")
         }
 
-    def _load(self, learner: Any, state: dict[str, torch.Tensor]) -> None:
+    def _load(self, learner: LearnerView, state: dict[str, torch.Tensor]) -> None:
         own = dict(learner.model.named_parameters())
         with torch.no_grad():
             for name, value in state.items():
                 own[name].copy_(value)
 
-    def setup(self, learner: Any) -> None:
+    def setup(self, learner: LearnerView) -> None:
         self._init = {n: p.detach().clone() for n, p in self._adapter(learner).items()}
 
-    def before_task(self, learner: Any, t: int) -> None:
+    def before_task(self, learner: LearnerView, t: int) -> None:
         if t > 0:
             self._load(learner, self._init)
 
-    def after_task(self, learner: Any, t: int) -> None:
+    def after_task(self, learner: LearnerView, t: int) -> None:
         self._store.append({n: p.detach().clone() for n, p in self._adapter(learner).items()})
 
     @contextlib.contextmanager
-    def task_parameters(self, learner: Any, k: int) -> Iterator[None]:
+    def task_parameters(self, learner: LearnerView, k: int) -> Iterator[None]:
         """Task k's stored adapter in the model for the duration (the adapter in training
         while task k is not stored yet); `Learner.predict` routes through it."""
         current = {n: p.detach().clone() for n, p in self._adapter(learner).items()}
@@ -76,25 +78,21 @@ class TaskAdapters(Strategy):
         finally:
             self._load(learner, current)
 
-    def predict(self, learner: Any, t: int, split: str) -> Any:
+    def predict(self, learner: LearnerView, t: int, split: str) -> Any:
         rows = learner.rows(t, split)
         current = {n: p.detach().clone() for n, p in self._adapter(learner).items()}
-        family = learner.family
         try:
             if learner.stream.scenario == "task" or not self._store:
                 if t < len(self._store):
                     self._load(learner, self._store[t])
-                if family.name != "classification":
-                    return family.predict(learner, t, rows)[0]
-                return learner.logits_for(rows).argmax(-1).numpy()
-            candidates = self._candidates(learner, current)
-            if family.name != "classification":
-                return self._family_rule(learner, t, rows, candidates)
-            return self._confidence_rule(learner, t, rows, candidates)
+                return learner.family.predict(learner, t, rows)[0]
+            return self._confidence_rule(learner, t, rows, self._candidates(learner, current))
         finally:
             self._load(learner, current)
 
-    def _candidates(self, learner: Any, current: dict[str, torch.Tensor]) -> list[tuple[int, dict]]:
+    def _candidates(
+        self, learner: LearnerView, current: dict[str, torch.Tensor]
+    ) -> list[tuple[int, dict]]:
         """(task, adapter) pairs the rule chooses from: every stored adapter, plus the one
         being trained while its task is not stored yet (validation during training)."""
         out = list(enumerate(self._store))
@@ -102,36 +100,21 @@ class TaskAdapters(Strategy):
             out.append((learner.task_index, current))
         return out
 
-    def _family_rule(self, learner: Any, t: int, rows: list, candidates: list) -> list:
-        """Each stored adapter predicts (through its own head, if any); per example the
-        most confident adapter's prediction is kept."""
+    def _confidence_rule(self, learner: LearnerView, t: int, rows: list, candidates: list) -> Any:
+        """Each stored adapter answers through its own head; per example the most
+        confident adapter's answer is kept, as a prediction of task t (the family's
+        confidence is comparable across heads)."""
+        family = learner.family
         best: list = [None] * len(rows)
         best_conf = np.full(len(rows), -np.inf)
         for k, state in candidates:
             self._load(learner, state)
-            preds, conf = learner.family.predict(learner, t, rows, head=k)
+            preds, conf = family.predict(learner, t, rows, head=k)
+            answers = family.answers(learner, k, preds)
             better = conf > best_conf if k else np.ones(len(rows), dtype=bool)
             for i in np.flatnonzero(better):
-                best[i], best_conf[i] = preds[i], conf[i]
-        return best
-
-    def _confidence_rule(self, learner: Any, t: int, rows: list, candidates: list) -> np.ndarray:
-        stream = learner.stream
-        target = {label: i for i, label in enumerate(stream.tasks[t].labels)}
-        best_conf = np.full(len(rows), -1.0)
-        preds = np.full(len(rows), -1)
-        for k, state in candidates:
-            self._load(learner, state)
-            logits = learner.logits_for([dataclasses.replace(r, task=k) for r in rows])
-            size = len(stream.tasks[k].labels)
-            probs = torch.softmax(logits[:, :size], dim=-1)
-            top, local = probs.max(-1)
-            conf = (top - 1 / size) / (1 - 1 / size) if size > 1 else torch.ones_like(top)
-            names = [stream.tasks[k].labels[i] for i in local.tolist()]
-            mapped = np.array([target.get(n, -1) for n in names])
-            better = conf.numpy() > best_conf
-            best_conf[better], preds[better] = conf.numpy()[better], mapped[better]
-        return preds
+                best[i], best_conf[i] = answers[i], conf[i]
+        return family.in_task(learner, t, best)
 
     def state_dict(self) -> dict[str, Any]:
         return pack({"store": self._store})

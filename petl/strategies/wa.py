@@ -13,12 +13,15 @@ set (domain-incremental) there is no old/new split inside a head and it changes 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from petl.errors import ConfigError
 from petl.strategies.base import Strategy
+
+if TYPE_CHECKING:
+    from petl.training.seam import LearnerView
 
 
 @torch.no_grad()
@@ -56,7 +59,7 @@ class WA(Strategy):
         """The scale applied after each task (1.0 where nothing was aligned)."""
         return list(self._gammas)
 
-    def setup(self, learner: Any) -> None:
+    def setup(self, learner: LearnerView) -> None:
         if getattr(learner.model, "heads", None) is None:
             raise ConfigError(
                 f"WA rescales rows of petl's classification heads; the "
@@ -65,7 +68,7 @@ class WA(Strategy):
             )
         self._gammas = []
 
-    def after_task(self, learner: Any, t: int) -> None:
+    def after_task(self, learner: LearnerView, t: int) -> None:
         gamma = align_new_rows(learner.model.heads, t)
         self._gammas = [*self._gammas[:t], 1.0 if gamma is None else gamma]
 

@@ -1,4 +1,4 @@
-"""Tokenized task data and batches.
+"""Batches of a task family's rows (the family tokenizes and collates; see petl.families).
 
 Every example is addressed by an item `(task_index, example_index)` into a task's training
 split; strategies (replay, joint) build training sets as lists of items, which keeps
@@ -7,94 +7,38 @@ buffers tiny and JSON-serialisable."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from petl.stream import Example
-
 Item = tuple[int, int]
-
-
-@dataclass
-class Encoded:
-    """One tokenized example with its label id and task index."""
-
-    input_ids: list[int]
-    token_type_ids: list[int] | None
-    label: int
-    task: int
-
-
-def encode_split(
-    label_ids: dict[str, int],
-    task_index: int,
-    examples: Sequence[Example],
-    tokenizer,
-    max_length: int,
-) -> list[Encoded]:
-    if not examples:  # e.g. no validation split; tokenizers fail on an empty list
-        return []
-    ids = label_ids
-    texts = [e.text for e in examples]
-    pairs = [e.text_pair for e in examples]
-    has_pairs = any(p is not None for p in pairs)
-    enc = tokenizer(
-        texts,
-        [p or "" for p in pairs] if has_pairs else None,
-        truncation=True,
-        max_length=max_length,
-    )
-    types = enc.get("token_type_ids")
-    return [
-        Encoded(
-            enc["input_ids"][i], types[i] if types is not None else None, ids[e.label], task_index
-        )
-        for i, e in enumerate(examples)
-    ]
-
-
-def collate(rows: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
-    width = max(len(r.input_ids) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    batch = {"input_ids": ids, "attention_mask": mask}
-    if rows[0].token_type_ids is not None:
-        batch["token_type_ids"] = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        n = len(row.input_ids)
-        ids[i, :n] = torch.tensor(row.input_ids)
-        mask[i, :n] = 1
-        if row.token_type_ids is not None:
-            batch["token_type_ids"][i, :n] = torch.tensor(row.token_type_ids)
-    batch["labels"] = torch.tensor([r.label for r in rows])
-    batch["task_ids"] = torch.tensor([r.task for r in rows])
-    return batch
+#: A task family's `collate(rows, pad_id)`: rows of its own type into a padded batch.
+Collate = Callable[[Sequence[Any], int], dict[str, torch.Tensor]]
 
 
 class RowsDataset(torch.utils.data.Dataset):
-    def __init__(self, rows: Sequence[Encoded], ids: Sequence[int] | None = None) -> None:
+    def __init__(self, rows: Sequence[Any], ids: Sequence[int] | None = None) -> None:
         self.rows = rows
         self.ids = list(ids) if ids is not None else list(range(len(rows)))
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, i: int) -> tuple[int, Encoded]:
+    def __getitem__(self, i: int) -> tuple[int, Any]:
         return self.ids[i], self.rows[i]
 
 
 def make_loader(
-    rows: Sequence[Encoded],
+    rows: Sequence[Any],
     batch_size: int,
     pad_id: int,
+    collate_fn: Collate,
     ids: Sequence[int] | None = None,
-    collate_fn: Callable[..., dict[str, torch.Tensor]] = collate,
 ) -> torch.utils.data.DataLoader:
     """A loader in the given order; each batch also carries `positions`: `ids` of its rows
     (by default their index in `rows`). `collate_fn(rows, pad_id)` is the task family's."""
 
-    def _collate(pairs: list[tuple[int, Encoded]]) -> dict[str, torch.Tensor]:
+    def _collate(pairs: list[tuple[int, Any]]) -> dict[str, torch.Tensor]:
         batch = collate_fn([r for _, r in pairs], pad_id)
         batch["positions"] = torch.tensor([i for i, _ in pairs])
         return batch
@@ -105,11 +49,11 @@ def make_loader(
 
 
 def iter_batches(
-    rows: Sequence[Encoded],
+    rows: Sequence[Any],
     batch_size: int,
     pad_id: int,
     device: torch.device,
-    collate_fn: Callable[..., dict[str, torch.Tensor]] = collate,
+    collate_fn: Collate,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Plain local batches (no sharding), for strategies' own passes over data."""
     for start in range(0, len(rows), batch_size):

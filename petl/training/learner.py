@@ -3,7 +3,6 @@ evaluates every task after every task, and checkpoints so that a killed run resu
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import resource
@@ -21,13 +20,22 @@ from petl.integrity import check_writable
 from petl.results import Results
 from petl.strategies.protocol import HOOKS, Hooks, method_hooks
 from petl.stream import Stream
-from petl.training import checkpoint as ckpt
-from petl.training import checks, tracking
+from petl.training import checks, persist, tracking
+from petl.training import run as run_state
 from petl.training.config import TrainConfig
-from petl.training.data import Encoded, Item, iter_batches, make_loader
+from petl.training.data import Item, iter_batches, make_loader
+from petl.training.launch import enable_checkpointing, load_backbone, make_accelerator
 from petl.training.loop import train_task
+from petl.training.run import RunState
 
 __all__ = ["HOOKS", "Learner"]
+
+
+def _run_field(name: str, doc: str) -> Any:
+    """A Learner attribute kept in its `RunState` (which checkpoints save)."""
+    return property(
+        lambda self: getattr(self.run, name), lambda self, v: setattr(self.run, name, v), doc=doc
+    )
 
 
 class Learner:
@@ -84,15 +92,22 @@ class Learner:
         if not isinstance(self.source, str) and tokenizer is None:
             raise ConfigError("Pass tokenizer= with a model object (or pass a model path).")
         self.model: Any  # ClassifierModel (task heads) or LMModel, built by the family
-        self.per_task_heads = False
         self.stream: Stream
         self.family: Family
-        self.task_index = 0
-        self.global_step = 0
-        self.global_step_in_task = 0
-        self.items: list[Item] = []
+        self.run = RunState()
+        self.checkpoint_dir: str | None = None
+        self.started_at = time.perf_counter()  # minus earlier runs' time when resumed
+        self.row_weight = 0.0  # each row's weight in the current batch's loss (the loop's)
+        self._prepared_model: nn.Module | None = None
         self._built = False  # a model object is modified in place: it can be built on once
         self._ready_for: Stream | None = None  # the stream setup() last prepared, until fit
+
+    # The run's position, as strategies read it.
+    task_index = _run_field("task", "The task being trained (or last trained).")
+    global_step = _run_field("global_step", "Optimizer steps so far, over all tasks.")
+    global_step_in_task = _run_field("step_in_task", "Optimizer steps in the current task.")
+    items = _run_field("items", "The current task's training items (task, example).")
+    acc_rows = _run_field("acc_rows", "Scores of every task after each task trained.")
 
     # ---- public helpers for strategies --------------------------------------------------
     @property
@@ -106,6 +121,13 @@ class Learner:
     def trainable_parameters(self) -> dict[str, nn.Parameter]:
         """Trainable parameters by name, on the unwrapped model (stable under DDP)."""
         return {n: p for n, p in self.model.named_parameters() if p.requires_grad}
+
+    @property
+    def per_task_heads(self) -> bool:
+        """Whether every task has its own head block, chosen by task id (the layout of the
+        model the family built)."""
+        heads = getattr(self.model, "heads", None)
+        return heads is not None and heads.per_task
 
     def label_ids(self, task: int) -> dict[str, int]:
         """Label name -> logit column for a task: its own head's order with per-task heads,
@@ -121,7 +143,7 @@ class Learner:
     def item_rows(self, items: Sequence[Item]) -> list[Any]:
         return [self._rows[t]["train"][i] for t, i in items]
 
-    def batches(self, rows: Sequence[Encoded], batch_size: int | None = None):
+    def batches(self, rows: Sequence[Any], batch_size: int | None = None):
         return iter_batches(
             rows,
             batch_size or self.config.eval_batch_size,
@@ -131,7 +153,7 @@ class Learner:
         )
 
     @torch.no_grad()
-    def logits_for(self, rows: Sequence[Encoded]) -> torch.Tensor:
+    def logits_for(self, rows: Sequence[Any]) -> torch.Tensor:
         """Logits of the current model for `rows`, gathered across processes, on CPU."""
         model = self._prepared_model or self.model
         was_training = model.training
@@ -150,24 +172,6 @@ class Learner:
         return torch.cat(out)
 
     # ---- setup --------------------------------------------------------------------------
-    def _make_accelerator(self) -> Any:
-        if self._accelerator is None:
-            from accelerate import Accelerator
-            from accelerate.utils import DataLoaderConfiguration
-
-            # "no" (the default) defers to the launcher (--mixed_precision, config file)
-            precision = None if self.config.mixed_precision == "no" else self.config.mixed_precision
-            self._accelerator = Accelerator(
-                mixed_precision=precision,
-                dataloader_config=DataLoaderConfiguration(split_batches=True),
-                cpu=_use_cpu() or None,
-                **tracking.accelerator_kwargs(self.config),  # TrainConfig.log_with
-            )
-        _check_processes(self._accelerator, self.config)
-        if self._accelerator.num_processes > 1:
-            _register_teardown()
-        return self._accelerator
-
     def close(self) -> None:
         """Ends a multi-process run: waits for every process, then destroys the process
         group. Call it after the last `fit` (and any evaluation after it); without it,
@@ -178,35 +182,11 @@ class Learner:
             acc.wait_for_everyone()
             acc.end_training()
 
-    def _build_backbone(self, stream: Stream) -> nn.Module:
-        if isinstance(self.source, str):
-            import transformers
-            from transformers import AutoTokenizer
-
-            if not os.path.exists(self.source) and os.environ.get("HF_HUB_OFFLINE") == "1":
-                raise ConfigError(
-                    f"Model {self.source!r} is not a local path and the hub is offline."
-                )
-            self.tokenizer = self.tokenizer or AutoTokenizer.from_pretrained(self.source)
-            auto = getattr(transformers, self.family.auto_class)
-            # The checkpoint's own classifier (of any size, e.g. a 9-tag NER model) is
-            # replaced by petl's heads, so a size mismatch there is expected.
-            kwargs = (
-                {"num_labels": 2, "ignore_mismatched_sizes": True}
-                if self.family.name != "generation"
-                else {}
-            )
-            from petl.quiet import quiet_petl_calls
-
-            with quiet_petl_calls():  # the classifier reported MISSING is replaced by heads
-                return auto.from_pretrained(self.source, **kwargs)
-        return self.source
-
     def apply_method(self, backbone: nn.Module) -> nn.Module:
         """Gradient checkpointing and the PEFT method on a backbone (families call this
         while building the model)."""
         if self.config.gradient_checkpointing:
-            _enable_checkpointing(backbone)
+            enable_checkpointing(backbone)
         if self.method is not None:
             from petl.api import apply
 
@@ -242,12 +222,12 @@ class Learner:
             raise DataError("early_stopping_patience needs validation data: set val_fraction > 0.")
         self.stream = stream
         self.family = get_family(self._family, getattr(stream, "family", "classification"))
-        self._make_accelerator()
+        self._accelerator = make_accelerator(self._accelerator, cfg)
         set_seed(cfg.seed)
-        backbone = self._build_backbone(stream)
+        backbone, self.tokenizer = load_backbone(self.source, self.tokenizer, self.family)
         self.model = self.family.build_model(self, backbone).to(self.device)
         self._built = True
-        self._prepared_model: nn.Module | None = None
+        self._prepared_model = None
         self._test_preds: list[Any] = []
         tok = self.tokenizer
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
@@ -260,53 +240,17 @@ class Learner:
         ]
         self.hooks.method = method_hooks(self.model)
         checks.max_length(backbone, cfg, self._rows)
-        self._call("setup")
+        self.hooks.call("setup", self)
         self._ready_for = stream
 
-    def _call(self, hook: str, *args: Any) -> None:
-        self.hooks.call(hook, self, *args)
+    def use_training_model(self, model: nn.Module | None) -> None:
+        """The prepared (Accelerate-wrapped) model that `logits_for` runs while a task
+        trains; None after it (the loop sets it)."""
+        self._prepared_model = model
 
     def fingerprint(self) -> dict[str, Any]:
-        cfg = {
-            k: v
-            for k, v in self.config.to_dict().items()
-            if k
-            not in (
-                "progress",
-                "checkpoint_every",
-                "num_threads",
-                "sharding",
-                "log_with",
-                "log_dir",
-            )
-        }
-        base = self.model.backbone
-        base_cfg: dict[str, Any] = getattr(getattr(base, "config", None), "to_dict", lambda: {})()
-        return json.loads(
-            json.dumps(
-                {
-                    "model": self.source
-                    if isinstance(self.source, str)
-                    else type(self.source).__name__,
-                    "model_config": {
-                        k: base_cfg.get(k)
-                        for k in ("model_type", "hidden_size", "num_hidden_layers", "vocab_size")
-                    },
-                    "method": self.method
-                    if isinstance(self.method, str | None)
-                    else repr(self.method),
-                    "method_options": self.method_options,
-                    "strategies": [
-                        [getattr(s, "name", type(s).__name__), _safe(s)] for s in self.strategies
-                    ],
-                    "family": self.family.config(),
-                    "train": cfg,
-                    "stream": self.stream.describe(),
-                    "stream_digest": self.stream.digest(),
-                },
-                default=str,
-            )
-        )
+        """What a checkpoint must match to be resumed (see petl.training.run)."""
+        return run_state.fingerprint(self)
 
     # ---- fit ----------------------------------------------------------------------------
     def fit(self, stream: Stream, checkpoint_dir: str | None = None) -> Results:
@@ -318,30 +262,26 @@ class Learner:
         if self._ready_for is not stream:
             self.setup(stream)
         self._ready_for = None  # a second fit builds afresh
-        T = len(stream)
         self.checkpoint_dir = checkpoint_dir
-        state = self._resume() if checkpoint_dir else None
-        if state is None:
-            self.acc_rows: list[list[float]] = []
-            self.initial = self._evaluate_all()
-            self.elapsed = 0.0
-            first, resume_task = 0, None
-        else:
-            first = state["task"] + (1 if state["phase"] == "task_done" else 0)
-            resume_task = state if state["phase"] == "training" else None
-        self._start = start - self.elapsed
+        resumed = run_state.resume(self) if checkpoint_dir else None
+        if resumed is None:  # global_step goes on counting over a second fit
+            self.run.acc_rows, self.run.elapsed = [], 0.0
+            self.run.initial = self._evaluate_all()
+            first, mid_task = 0, None
+        else:  # a checkpoint after task k, or inside it
+            mid_task = resumed if resumed.phase == "training" else None
+            first = self.run.task + (0 if mid_task else 1)
+        self.started_at = start - self.run.elapsed
         tracking.start(self)
-        for t in range(first, T):
-            self.task_index = t
-            self._activate_heads(t)
+        for t in range(first, len(stream)):
+            self.run.task = t
+            self.activate_heads(t)
             if self.trains(t):
-                train_task(
-                    self, t, resume_task if resume_task and resume_task["task"] == t else None
-                )
-            self._call("after_task", t)
-            self.acc_rows.append(self._evaluate_all())
+                train_task(self, t, mid_task.parts if mid_task and first == t else None)
+            self.hooks.call("after_task", self, t)
+            self.run.acc_rows.append(self._evaluate_all())
             tracking.log_task(self, t)
-            self._save_checkpoint(phase="task_done")
+            run_state.save_checkpoint(self, phase="task_done")
         self.accelerator.wait_for_everyone()
         tracking.finish(self)
         return self.results()
@@ -352,12 +292,15 @@ class Learner:
         n = self.hooks.gradient_tasks()
         return n is None or t < n
 
-    def _activate_heads(self, t: int) -> None:
+    def activate_heads(self, t: int) -> None:
+        """Makes the head blocks of tasks 0..t live (a resumed or loaded learner too)."""
         # A strategy declaring `freeze_old_heads` trains only task t's head block; declared,
         # not done in a hook, so a resumed run gets the same trainable set.
         heads = getattr(self.model, "heads", None)
         if heads is not None:
             heads.activate(t, freeze_old=self.hooks.capability("freeze_old_heads"))
+
+    _activate_heads = activate_heads  # the name tests and older code use
 
     def _evaluate_all(self) -> list[float]:
         # The last evaluation's predictions are kept for results() (generation is costly).
@@ -375,7 +318,7 @@ class Learner:
         (classification), word tags per sentence (tokens), answer strings (generation)."""
         preds = self.hooks.predict(self, task, split)
         if preds is not None:
-            return np.asarray(preds) if self.family.name == "classification" else preds
+            return self.family.as_predictions(preds)
         return self.family.predict(self, task, self.rows(task, split))[0]
 
     def predict(self, inputs: Sequence[Any] | None = None, task: int | str | None = None) -> list:
@@ -396,24 +339,18 @@ class Learner:
             Label names (classification), a tag list per sentence (tokens) or answer
             strings (generation), one per input.
         """
-        from petl.training.persist import predict
-
-        return predict(self, inputs, task)
+        return persist.predict(self, inputs, task)
 
     def save(self, directory: str) -> None:
         """Saves the whole continual model (backbone with adapter, heads, strategy state,
         settings) in safetensors + JSON; `Learner.load(directory)` restores it."""
-        from petl.training.persist import save
-
-        save(self, directory)
+        persist.save(self, directory)
 
     @classmethod
     def load(cls, directory: str, accelerator: Any = None) -> Learner:
         """A learner restored from `Learner.save`, ready to `predict` (no data or original
         model path needed)."""
-        from petl.training.persist import load
-
-        return load(directory, accelerator)
+        return persist.load(cls, directory, accelerator)
 
     def score(self, task: int, split: str = "test") -> float:
         """The task's own metric (accuracy, entity F1, exact match) on a split."""
@@ -438,7 +375,7 @@ class Learner:
             "strategies": [getattr(s, "name", type(s).__name__) for s in self.strategies],
             "trainable_params": counts.trainable,
             "total_params": counts.total,
-            "wall_time_s": time.perf_counter() - self._start,
+            "wall_time_s": time.perf_counter() - self.started_at,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "train_config": self.config.to_dict(),
             "stream": self.stream.describe(),
@@ -450,152 +387,9 @@ class Learner:
                 info.update(s.results_info())
         return Results(
             self.stream.names,
-            np.array(self.acc_rows, dtype=float),
-            np.array(self.initial),
+            np.array(self.run.acc_rows, dtype=float),
+            np.array(self.run.initial),
             [self.family.metric(task) for task in self.stream.tasks],
             per_class,
             info,
         )
-
-    # ---- checkpoints --------------------------------------------------------------------
-    def _model_state(self) -> dict[str, torch.Tensor]:
-        return {
-            n: p.detach()
-            for n, p in self.model.named_parameters()
-            if p.requires_grad or n.startswith("heads.")
-        }
-
-    def _save_checkpoint(
-        self,
-        phase: str,
-        loop_state: dict[str, Any] | None = None,
-        extra: dict[str, dict[str, Any]] | None = None,
-    ) -> None:
-        if not self.checkpoint_dir:
-            return
-        self.accelerator.wait_for_everyone()
-        if self.accelerator.is_main_process:
-            state = {
-                "fingerprint": self.fingerprint(),
-                "phase": phase,
-                "task": self.task_index,
-                "global_step": self.global_step,
-                "acc_rows": self.acc_rows,
-                "initial": self.initial,
-                "elapsed": time.perf_counter() - self._start,
-                **(loop_state or {}),
-            }
-            parts: dict[str, dict[str, Any]] = {
-                "state": state,
-                "model": self._model_state(),
-                "rng": ckpt.rng_state(),
-                **(extra or {}),
-            }
-            parts.update(self.hooks.state_dicts())
-            ckpt.write(self.checkpoint_dir, parts)
-        self.accelerator.wait_for_everyone()
-
-    def _resume(self) -> dict[str, Any] | None:
-        assert self.checkpoint_dir is not None
-        parts = ckpt.read(self.checkpoint_dir)
-        if parts is None:
-            return None
-        ckpt.check_parts(parts, ["state", "model", "rng"], self.checkpoint_dir)
-        state = parts["state"]
-        ckpt.check_fingerprint(state["fingerprint"], self.fingerprint(), self.checkpoint_dir)
-        self.acc_rows, self.initial = state["acc_rows"], state["initial"]
-        self.elapsed, self.global_step = state["elapsed"], state["global_step"]
-        self._activate_heads(state["task"])
-        self.hooks.load_state_dicts(parts)
-        own = dict(self.model.named_parameters())
-        ckpt.check_names(parts["model"], self._model_state(), self.checkpoint_dir)
-        with torch.no_grad():
-            for name, tensor in parts["model"].items():
-                own[name].copy_(tensor)
-        ckpt.load_rng_state(parts["rng"])
-        state["parts"] = parts
-        return state
-
-
-def _enable_checkpointing(model: nn.Module) -> None:
-    """Activation (gradient) checkpointing, non-reentrant: the reentrant variant breaks
-    DDP when some parameters go unused (per-task heads) and frozen-input PEFT models."""
-    kwargs = {"use_reentrant": False}
-    enable = getattr(model, "activation_checkpointing_enable", None)  # transformers >= 5
-    if enable is not None:
-        enable(activation_checkpointing_kwargs=kwargs)
-    elif (legacy := getattr(model, "gradient_checkpointing_enable", None)) is not None:
-        legacy(gradient_checkpointing_kwargs=kwargs)
-    else:
-        raise ConfigError(f"{type(model).__name__} does not support gradient checkpointing.")
-
-
-def _use_cpu() -> bool:
-    """True when Accelerate must be told `cpu=True`: ACCELERATE_USE_CPU is set, or several
-    processes were launched (WORLD_SIZE > 1) on a machine without an accelerator. Without
-    it, `Accelerator()` under `accelerate launch --multi_gpu` or `torchrun` on CPUs gives N
-    independent single-process copies that each train on all the data."""
-    if os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes"):
-        return True
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return False
-    available = getattr(torch, "accelerator", None)
-    has_device = available.is_available() if available is not None else torch.cuda.is_available()
-    return not has_device
-
-
-def _check_processes(acc: Any, cfg: TrainConfig) -> None:
-    """Clear errors, before training, for launches that would silently train wrongly."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    n = acc.num_processes
-    if world > 1 and n != world:
-        raise ConfigError(
-            f"{world} processes were launched but the Accelerator runs {n}: each process would "
-            "train its own copy on all the data. On CPUs set ACCELERATE_USE_CPU=true or pass "
-            "Accelerator(cpu=True); on GPUs check the launch command."
-        )
-    if n > 1 and not getattr(acc, "split_batches", True):
-        raise ConfigError(
-            "petl needs Accelerator(dataloader_config=DataLoaderConfiguration(split_batches=True)): "
-            "TrainConfig.batch_size is the global batch, split across processes."
-        )
-    kind = str(getattr(acc, "distributed_type", ""))
-    if "DEEPSPEED" in kind:  # FSDP: petl shards itself (petl.training.sharding)
-        import warnings
-
-        warnings.warn(
-            f"petl's loop was validated under DDP and FSDP; under {kind} parameters or "
-            "optimizer state are partitioned by DeepSpeed, which EWC, OLoRA, TaskAdapters and "
-            "petl's checkpoints do not handle yet. See docs/distributed.md.",
-            stacklevel=3,
-        )
-    for name in ("batch_size", "eval_batch_size"):
-        value = getattr(cfg, name)
-        if n > 1 and value % n:
-            raise ConfigError(
-                f"TrainConfig.{name}={value} is the global batch and must be a multiple of the "
-                f"{n} processes (e.g. {value + n - value % n})."
-            )
-
-
-_TEARDOWN_REGISTERED = False
-
-
-def _register_teardown() -> None:
-    global _TEARDOWN_REGISTERED
-    if not _TEARDOWN_REGISTERED:
-        import atexit
-
-        atexit.register(_destroy_process_group)
-        _TEARDOWN_REGISTERED = True
-
-
-def _destroy_process_group() -> None:
-    # No barrier here: if another rank crashed, a barrier would hang the exit.
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
-
-
-def _safe(strategy: Any) -> Any:
-    config = getattr(strategy, "config", None)
-    return config() if callable(config) else {}

@@ -19,6 +19,7 @@ from petl.training import checkpoint as ckpt
 from petl.training import guard, sharding, tracking
 from petl.training.data import make_loader
 from petl.training.param_groups import param_groups
+from petl.training.run import save_checkpoint
 
 if TYPE_CHECKING:
     from petl.training.learner import Learner
@@ -108,27 +109,16 @@ def _trainable_state(learner: Learner) -> dict[str, torch.Tensor]:
 
 
 def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
-    """Trains task `t` (from scratch, or from the mid-task checkpoint `resume`)."""
+    """Trains task `t`: from scratch, or from a mid-task checkpoint (`resume`: its parts;
+    the place in the task is already in `learner.run`)."""
     from transformers import get_scheduler
 
-    cfg, acc = learner.config, learner.accelerator
+    cfg, acc, run = learner.config, learner.accelerator, learner.run
     if resume is None:
         items = [(t, i) for i in range(len(learner.rows(t)))]
-        items = learner.hooks.train_items(learner, t, items)
-        learner.items = items
+        run.start_task(t, learner.hooks.train_items(learner, t, items))
         learner.hooks.call("before_task", learner, t)
-        loop: dict[str, Any] = {
-            "items": items,
-            "epoch": 0,
-            "micro": 0,
-            "best": None,
-            "bad_epochs": 0,
-        }
-    else:
-        loop = {k: resume[k] for k in ("items", "epoch", "micro", "best", "bad_epochs")}
-        loop["items"] = [tuple(x) for x in loop["items"]]
-        learner.items = loop["items"]
-    rows = learner.item_rows(loop["items"])
+    rows = learner.item_rows(run.items)
     lr = cfg.for_method(learner.method).lr or 0.0
     groups = param_groups(learner, lr)  # per-group lr scales that strategies declare
     optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=cfg.weight_decay)
@@ -143,23 +133,22 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
     )
     model, optimizer = prepare(learner, optimizer)
     params = [p for p in learner.model.parameters() if p.requires_grad]  # after FSDP swaps them
-    learner._prepared_model = model
+    learner.use_training_model(model)
     best_state = None
     if resume is not None:
-        parts = resume["parts"]
-        sharding.load_optimizer_state(learner, optimizer, parts["optimizer"])
-        scheduler.load_state_dict(parts["scheduler"])
-        best_state = parts.get("best") or None
+        sharding.load_optimizer_state(learner, optimizer, resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        best_state = resume.get("best") or None
     left = len(rows)
-    learner.global_step_in_task = 0 if resume is None else resume.get("step_in_task", 0)
     bar = tqdm(
         total=steps,
-        initial=learner.global_step_in_task,
+        initial=run.step_in_task,
         desc=f"task {t + 1}/{len(learner.stream)} {learner.stream.names[t]}",
         disable=progress_disabled(learner),  # no bar when not a terminal
         leave=False,
     )
-    for epoch in range(loop["epoch"], cfg.epochs):
+    first_epoch, first_micro = run.epoch, run.micro
+    for epoch in range(first_epoch, cfg.epochs):
         order = epoch_order(len(rows), cfg.seed, t, epoch)
         loader = acc.prepare_data_loader(
             make_loader(
@@ -170,7 +159,7 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
                 collate_fn=learner.family.collate,
             )
         )
-        skip = loop["micro"] if epoch == loop["epoch"] else 0
+        skip = first_micro if epoch == first_epoch else 0
         if skip:
             loader = acc.skip_first_batches(loader, skip)
         model.train()
@@ -201,23 +190,23 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
             optimizer.step()
             tracking.log_step(learner, loss, scheduler)  # before the scheduler moves the lr
             scheduler.step()
-            learner.global_step += 1
-            learner.global_step_in_task += 1
+            run.global_step += 1
+            run.step_in_task += 1
             learner.hooks.call("after_step", learner)  # gradients still there (AdaLoRA)
             optimizer.zero_grad(set_to_none=True)
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
-            if cfg.checkpoint_every and learner.global_step % cfg.checkpoint_every == 0:
-                loop.update(epoch=epoch, micro=micro + 1)
-                _checkpoint(learner, optimizer, scheduler, loop, best_state)
-        loop.update(epoch=epoch + 1, micro=0)
+            if cfg.checkpoint_every and run.global_step % cfg.checkpoint_every == 0:
+                run.epoch, run.micro = epoch, micro + 1
+                _checkpoint(learner, optimizer, scheduler, best_state)
+        run.epoch, run.micro = epoch + 1, 0
         if cfg.early_stopping_patience is not None:
             val = learner.score(t, "val")
-            if loop["best"] is None or val > loop["best"]:
-                loop["best"], loop["bad_epochs"], best_state = val, 0, _trainable_state(learner)
+            if run.best is None or val > run.best:
+                run.best, run.bad_epochs, best_state = val, 0, _trainable_state(learner)
             else:
-                loop["bad_epochs"] += 1
-            if loop["bad_epochs"] >= cfg.early_stopping_patience:
+                run.bad_epochs += 1
+            if run.bad_epochs >= cfg.early_stopping_patience:
                 break
     bar.close()
     if best_state is not None:
@@ -227,14 +216,13 @@ def train_task(learner: Learner, t: int, resume: dict[str, Any] | None) -> None:
                 own[name].copy_(value)
     sharding.release(learner)  # FSDP: plain full parameters again between tasks
     guard.after_task(learner, t)
-    learner._prepared_model = None
+    learner.use_training_model(None)
 
 
 def _checkpoint(
     learner: Learner,
     optimizer: Any,
     scheduler: Any,
-    loop: dict[str, Any],
     best_state: dict[str, torch.Tensor] | None,
 ) -> None:
     inner = getattr(optimizer, "optimizer", optimizer)
@@ -244,5 +232,4 @@ def _checkpoint(
         "best": best_state or {},
     }
     extra.update(sharding.checkpoint_parts(learner, inner, extra["optimizer"]))  # FSDP: gathered
-    state = {**loop, "step_in_task": learner.global_step_in_task}
-    learner._save_checkpoint(phase="training", loop_state=state, extra=extra)
+    save_checkpoint(learner, phase="training", extra=extra)

@@ -23,6 +23,8 @@ from typing import Any
 import torch
 
 from petl.errors import CheckpointError, ConfigError
+from petl.families import family_from_config
+from petl.stream import Stream, Task
 from petl.training.checkpoint import split_state
 
 META = "learner.json"
@@ -51,38 +53,6 @@ def resolve_task(learner: Any, task: int | str | None) -> int:
     if not 0 <= int(task) < len(names):
         raise ConfigError(f"task={task} is out of range: the stream has {len(names)} tasks.")
     return int(task)
-
-
-def _examples(learner: Any, t: int, inputs: Sequence[Any]) -> list[Any]:
-    """New inputs as the family's examples, with a placeholder label (never scored)."""
-    from petl.stream import Example, TokenExample
-
-    labels = learner.stream.tasks[t].labels
-    out: list[Any] = []
-    if learner.family.name == "tokens":
-        for x in inputs:
-            words = tuple(x.split()) if isinstance(x, str) else tuple(str(w) for w in x)
-            if not words:
-                raise ConfigError("predict() got an empty sentence.")
-            out.append(TokenExample(words, ("O",) * len(words)))
-        return out
-    placeholder = labels[0] if labels else ""
-    for x in inputs:
-        if isinstance(x, str):
-            out.append(Example(x, placeholder))
-        elif isinstance(x, Sequence) and len(x) == 2:
-            out.append(Example(str(x[0]), placeholder, str(x[1])))
-        else:
-            raise ConfigError(
-                f"predict() takes texts or (text, text_pair) pairs, got {type(x).__name__}."
-            )
-    return out
-
-
-def _column_names(learner: Any, t: int) -> list[str]:
-    if learner.per_task_heads:
-        return list(learner.stream.tasks[t].labels)
-    return [label for block in learner.stream.block_labels() for label in block]
 
 
 def predict(learner: Any, inputs: Sequence[Any] | None = None, task: int | str | None = None):
@@ -116,11 +86,12 @@ def predict(learner: Any, inputs: Sequence[Any] | None = None, task: int | str |
         preds = learner.predictions(t, split)
     finally:
         learner._rows[t].pop(PREDICT_SPLIT, None)
-    if learner.family.name != "classification":
-        return list(preds)
-    # A strategy's own rule may answer with a label outside task t (-1): None.
-    names = _column_names(learner, t)
-    return [names[int(i)] if 0 <= int(i) < len(names) else None for i in preds]
+    return learner.family.answers(learner, t, preds)
+
+
+def _examples(learner: Any, t: int, inputs: Sequence[Any]) -> list[Any]:
+    """New inputs as the family's examples of task t (placeholder labels, never scored)."""
+    return learner.family.input_examples(learner.stream.tasks[t], inputs)
 
 
 def _predict_routed(learner: Any, inputs: Sequence[Any] | None, task: int | str | None) -> list:
@@ -158,8 +129,6 @@ def _stream_outline(stream: Any) -> dict[str, Any]:
 def _outline_stream(outline: dict[str, Any]) -> Any:
     """A stream with the saved tasks' names and labels and no examples (its label spaces,
     head sizes and instructions are all a trained model needs)."""
-    from petl.stream import Stream, Task
-
     stream = object.__new__(Stream)  # skips the checks that every task has examples
     stream.tasks = [
         Task(t["name"], list(t["labels"]), [], [], [], t.get("instruction", ""))
@@ -174,19 +143,6 @@ def _base_model(learner: Any) -> Any:
     backbone = learner.model.backbone
     get = getattr(backbone, "get_base_model", None)
     return get() if get is not None else backbone
-
-
-def _answer_budget(learner: Any) -> int | None:
-    """Longest answer in tokens (+1), which greedy generation needs when no data is left."""
-    if learner.family.name != "generation":
-        return None
-    lengths = [
-        len(r.input_ids) - r.prompt_len
-        for t in range(len(learner.stream))
-        for split in ("train", "val", "test")
-        for r in learner.rows(t, split)
-    ]
-    return 1 + max(lengths) if lengths else None
 
 
 def save(learner: Any, directory: str) -> None:
@@ -224,8 +180,7 @@ def save(learner: Any, directory: str) -> None:
         "format": FORMAT,
         "source": learner.source if isinstance(learner.source, str) else None,
         "dtype": str(next(base.parameters()).dtype).removeprefix("torch."),
-        "family": learner.family.config(),
-        "answer_budget": _answer_budget(learner),
+        "family": learner.family.saved_config(learner),
         "stream": _stream_outline(learner.stream),
         "method": learner.method,
         "method_options": learner.method_options,
@@ -244,19 +199,12 @@ def save(learner: Any, directory: str) -> None:
     learner.accelerator.wait_for_everyone()
 
 
-def _family(config: dict[str, Any], budget: int | None) -> Any:
-    from petl.families import get_family
-
-    name = config["name"]
-    if name == "generation":
-        from petl.families.generation import GenerationFamily
-
-        return GenerationFamily(
-            decoding=config.get("decoding", "greedy"),
-            template=config.get("template", "{instruction}\n{input}\nAnswer:"),
-            max_new_tokens=config.get("max_new_tokens") or budget,
-        )
-    return get_family(name, name)
+def _family(meta: dict[str, Any]) -> Any:
+    config = dict(meta["family"])
+    # Saves before the family wrote its own rebuild options kept the budget apart.
+    if config.get("max_new_tokens", 0) is None and meta.get("answer_budget"):
+        config["max_new_tokens"] = meta["answer_budget"]
+    return family_from_config(config)
 
 
 def _strategies(saved: list[dict[str, Any]]) -> list[Any]:
@@ -279,8 +227,8 @@ def _strategies(saved: list[dict[str, Any]]) -> list[Any]:
     return out
 
 
-def load(directory: str, accelerator: Any = None) -> Any:
-    """See `Learner.load`."""
+def load(learner_class: Any, directory: str, accelerator: Any = None) -> Any:
+    """See `Learner.load` (`learner_class`: the `Learner` class to build)."""
     import dataclasses
 
     import transformers
@@ -288,7 +236,6 @@ def load(directory: str, accelerator: Any = None) -> Any:
 
     from petl.quiet import quiet_petl_calls
     from petl.training.config import TrainConfig
-    from petl.training.learner import Learner
 
     path = os.path.join(directory, META)
     if not os.path.exists(path):
@@ -300,7 +247,7 @@ def load(directory: str, accelerator: Any = None) -> Any:
         meta = json.load(f)
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{directory!r} has save format {meta.get('format')}, not {FORMAT}.")
-    family = _family(meta["family"], meta.get("answer_budget"))
+    family = _family(meta)
     base_dir = os.path.join(directory, BASE)
     dtype = getattr(torch, meta.get("dtype") or "float32")
     with quiet_petl_calls():
@@ -308,7 +255,7 @@ def load(directory: str, accelerator: Any = None) -> Any:
         backbone = getattr(transformers, family.auto_class).from_config(config, dtype=dtype)
         tokenizer = transformers.AutoTokenizer.from_pretrained(base_dir)
     train_config = TrainConfig.from_dict(meta["train_config"])
-    learner = Learner(
+    learner = learner_class(
         backbone,
         tokenizer,
         method=meta["method"],
@@ -330,7 +277,7 @@ def load(directory: str, accelerator: Any = None) -> Any:
             "another petl version?"
         )
     if meta.get("active_heads"):
-        learner._activate_heads(meta["active_heads"] - 1)
+        learner.activate_heads(meta["active_heads"] - 1)
     learner.task_index = meta["task_index"]
     for s in learner.strategies:
         name = getattr(s, "name", type(s).__name__)

@@ -20,8 +20,6 @@ from typing import Any
 
 import numpy as np
 
-FAMILIES = ("classification", "tokens")
-
 
 def applies(learner: Any) -> bool:
     """Whether predictions route over per-task heads here: per-task heads, a family with
@@ -29,7 +27,7 @@ def applies(learner: Any) -> bool:
     (NCM's prototypes, iCaRL's exemplar means, ... keep their rule)."""
     from petl.strategies.protocol import _overrides
 
-    if not getattr(learner, "per_task_heads", False) or learner.family.name not in FAMILIES:
+    if not learner.per_task_heads:  # only families with task heads have per-task heads
         return False
     return all(
         hasattr(s, "task_parameters") or not _overrides(s, "predict") for s in learner.strategies
@@ -50,13 +48,7 @@ def _answers(learner: Any, k: int, rows: Sequence[Any]) -> tuple[list[Any], np.n
     """Task k's answers (label names, or tag lists) for its rows, and their confidence."""
     with _task_parameters(learner, k):
         preds, conf = learner.family.predict(learner, k, rows)
-    if learner.family.name != "classification":
-        return list(preds), np.asarray(conf, dtype=np.float64)
-    labels = learner.stream.tasks[k].labels
-    size = len(labels)
-    conf = np.asarray(conf, dtype=np.float64)
-    conf = (conf - 1 / size) / (1 - 1 / size) if size > 1 else np.ones_like(conf)
-    return [labels[int(i)] for i in preds], conf
+    return learner.family.answers(learner, k, preds), np.asarray(conf, dtype=np.float64)
 
 
 def predict(learner: Any, rows_of: Any, task: int | None, trained: int) -> list[Any]:

@@ -40,7 +40,7 @@ from torch import nn
 from petl.errors import ConfigError
 
 if TYPE_CHECKING:
-    from petl.training.learner import Learner
+    from petl.training.seam import LearnerView, TrainingLearner
 
 MODES = ("none", "fsdp")
 _KEY = "_fsdp_run"  # learner.__dict__ key of the current task's `Run`
@@ -63,7 +63,7 @@ def launched_with_fsdp(acc: Any) -> bool:
     return os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true", "yes")
 
 
-def enabled(learner: Learner) -> bool:
+def enabled(learner: TrainingLearner) -> bool:
     """Whether this run trains sharded: several processes and sharding requested (by
     TrainConfig or by the launcher's FSDP config)."""
     acc = learner.accelerator
@@ -76,7 +76,7 @@ def enabled(learner: Learner) -> bool:
     return acc.num_processes > 1 and getattr(learner.config, "sharding", "none") == "fsdp"
 
 
-def check(learner: Learner) -> None:
+def check(learner: TrainingLearner) -> None:
     """Clear errors, before training, for what sharding does not support yet."""
     if not enabled(learner):
         return
@@ -110,12 +110,12 @@ def _overrides(obj: Any, hook: str) -> bool:
     return method is not None and not getattr(method, "petl_no_op", False)
 
 
-def current(learner: Learner) -> Run | None:
+def current(learner: LearnerView) -> Run | None:
     return learner.__dict__.get(_KEY)
 
 
 def prepare(
-    learner: Learner, optimizer: torch.optim.Optimizer, step: nn.Module
+    learner: TrainingLearner, optimizer: torch.optim.Optimizer, step: nn.Module
 ) -> tuple[nn.Module, Any]:
     """Shards `step` (a fresh `TrainStep` of petl.training.loop) and points `optimizer` (built over the plain parameters,
     still without state) at the sharded ones. Returns (step module, optimizer)."""
@@ -138,7 +138,7 @@ def prepare(
     return step, optimizer
 
 
-def sync_grads(learner: Learner) -> None:
+def sync_grads(learner: TrainingLearner) -> None:
     """All-reduces the replicated parameters' gradients (mean over processes, as DDP).
     A parameter no process used keeps no gradient (AdamW skips it, as in one process)."""
     run = current(learner)
@@ -201,7 +201,7 @@ def clip_grad_norm_(params: list[nn.Parameter], max_norm: float) -> torch.Tensor
     return total
 
 
-def all_finite(learner: Learner, finite: bool) -> bool:
+def all_finite(learner: TrainingLearner, finite: bool) -> bool:
     """`finite` agreed by every process (a rank that stops alone would hang the others)."""
     if current(learner) is None:
         return finite
@@ -230,7 +230,7 @@ def full(t: torch.Tensor) -> torch.Tensor:
 
 
 @contextmanager
-def gathered(learner: Learner) -> Iterator[None]:
+def gathered(learner: LearnerView) -> Iterator[None]:
     """Within it, the model holds full (all-gathered) plain parameters, e.g. for a forward
     and `torch.autograd.grad` on remembered examples in a per-step hook (A-GEM, GEM);
     resharded on exit. Nothing happens when not sharded. A collective."""
@@ -262,7 +262,7 @@ def assign_grad(p: nn.Parameter, grad: torch.Tensor) -> None:
 
 
 @contextmanager
-def full_parameters(learner: Learner, wanted: Callable[[str], bool]) -> Iterator[None]:
+def full_parameters(learner: LearnerView, wanted: Callable[[str], bool]) -> Iterator[None]:
     """Within it, the sharded parameters whose name `wanted` accepts are plain full
     Parameters carrying their full gradients (for code that reads and edits weights and
     gradients in place, e.g. peft's AdaLoRA budget); on exit each process writes its
@@ -294,7 +294,7 @@ def full_parameters(learner: Learner, wanted: Callable[[str], bool]) -> Iterator
                 module._parameters[name] = p
 
 
-def release(learner: Learner) -> None:
+def release(learner: TrainingLearner) -> None:
     """Ends the task's sharding: every parameter becomes a plain full tensor again (a
     collective: every process calls it, in the same parameter order)."""
     run = learner.__dict__.pop(_KEY, None)
@@ -315,7 +315,7 @@ def release(learner: Learner) -> None:
 
 
 def checkpoint_parts(
-    learner: Learner, optimizer: torch.optim.Optimizer, flat_optimizer: dict[str, Any]
+    learner: TrainingLearner, optimizer: torch.optim.Optimizer, flat_optimizer: dict[str, Any]
 ) -> dict[str, dict[str, Any]]:
     """Full (gathered) model weights and optimizer state for a mid-task checkpoint, in
     the unsharded format; {} when not sharded. Every process calls it (collectives)."""
@@ -331,7 +331,7 @@ def checkpoint_parts(
 
 
 def load_optimizer_state(
-    learner: Learner, optimizer: torch.optim.Optimizer, flat: dict[str, Any]
+    learner: TrainingLearner, optimizer: torch.optim.Optimizer, flat: dict[str, Any]
 ) -> None:
     """Loads a full (unsharded-format) optimizer state, then shards the state of sharded
     parameters like the parameters themselves."""

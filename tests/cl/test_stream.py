@@ -66,7 +66,7 @@ def test_max_train_and_max_test_subsample() -> None:
 
 
 def test_text_pairs_reach_the_tokenizer(tok: Any) -> None:
-    from petl.training.data import encode_split
+    from petl.families.classification import encode_split
 
     recs = [
         {"sentence": "c0_0 c0_1", "sentence2": "n1 n2", "label": "a"},

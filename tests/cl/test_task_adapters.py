@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import petl
-from petl.training.data import Encoded
+from petl.families.classification import ClassificationFamily, Encoded
 
 # Probabilities each adapter's own head gives the 3 test examples of task 0 (labels 0, 1, 1).
 PROBS = {
@@ -59,7 +59,8 @@ def fake_learner(
         rows=lambda t, split: rows,
         trainable_parameters=lambda: {"which": model.which},
         logits_for=logits_for,
-        family=SimpleNamespace(name="classification"),
+        family=ClassificationFamily(),
+        per_task_heads=True,  # TaskAdapters' capability: each task its own head
     )
 
 

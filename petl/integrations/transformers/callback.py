@@ -134,6 +134,7 @@ class ContinualCallback(TrainerCallback):
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.learner is not None:
             self.learner.global_step += 1
+            self.learner.global_step_in_task += 1
             self.learner.call("after_step")
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -191,7 +192,7 @@ class ContinualCallback(TrainerCallback):
     def _train_task(self, trainer: Any, root: str, t: int, resume: str | None) -> None:
         view = self.learner
         assert view is not None
-        view.task_index = t
+        view.task_index, view.global_step_in_task = t, 0
         if resume is None:
             items = [(t, i) for i in range(len(view.rows(t)))]
             for s in self.strategies:
@@ -223,6 +224,7 @@ class ContinualCallback(TrainerCallback):
                 return inner(model, inputs, return_outputs, num_items_in_batch, **kwargs)
             loss, outputs = inner(model, inputs, True, num_items_in_batch, **kwargs)
             logits = outputs["logits"] if isinstance(outputs, dict) else outputs[1]
+            self.learner.row_weight = 1 / len(logits)  # the task loss is a mean over rows
             total = loss
             for s in self.strategies:
                 fn = getattr(s, "loss", None)

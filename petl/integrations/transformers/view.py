@@ -17,26 +17,12 @@ from torch import nn
 
 from petl.errors import ConfigError
 from petl.families import Family
+from petl.families.classification import ClassifierView
 from petl.stream import Stream
 from petl.training.config import TrainConfig
 from petl.training.data import iter_batches
 
-INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
-
-
-class ClassifierView(nn.Module):
-    """A transformers classifier (sequence or token) called as petl calls its models:
-    `forward(batch) -> logits`. It holds the user's model, so parameter names gain a
-    `backbone.` prefix, the same for every strategy (EWC's Fisher, LwF's snapshot)."""
-
-    heads = None  # no petl task heads: the user's own classifier is the output layer
-
-    def __init__(self, backbone: nn.Module) -> None:
-        super().__init__()
-        self.backbone = backbone
-
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.backbone(**{k: v for k, v in batch.items() if k in INPUT_KEYS}).logits
+__all__ = ["ClassifierView", "TrainerLearner"]
 
 
 class TrainerLearner:
@@ -80,35 +66,21 @@ class TrainerLearner:
             seed=args.seed,
             progress=False,
         )
-        self.per_task_heads = False
+        self.per_task_heads = False  # the user's own output layer: one label space
+        self.source: Any = trainer.model
         self.task_index = 0
         self.global_step = 0
+        self.global_step_in_task = 0
+        self.row_weight = 0.0  # set per batch by ContinualCallback's compute_loss
         self.items: list[tuple[int, int]] = []
         tok = self.tokenizer
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
-        if family.name == "generation":
-            from petl.families.generation import LMModel
-
-            self.model: nn.Module = LMModel(trainer.model)
-        else:
-            self.model = ClassifierView(trainer.model)
+        self.model: nn.Module = family.wrap_model(self, trainer.model)  # checks it fits
         self.method = _method_name(trainer.model)
-        self._check_label_space()
         self._rows = [
             {split: family.encode(self, t, getattr(task, split)) for split in ("train", "test")}
             for t, task in enumerate(stream.tasks)
         ]
-
-    def _check_label_space(self) -> None:
-        if self.family.name == "generation":
-            return
-        needed = max(max(self.stream.label_ids(t).values()) for t in range(len(self.stream))) + 1
-        have = getattr(getattr(self.trainer.model, "config", None), "num_labels", None)
-        if have is not None and have < needed:
-            raise ConfigError(
-                f"The model has {have} output labels but the stream's label space has {needed} "
-                f"({self.stream.scenario}-incremental): load it with num_labels={needed}."
-            )
 
     # ---- the Learner's public helpers -----------------------------------------------------
     @property
@@ -153,13 +125,12 @@ class TrainerLearner:
 
     def predictions(self, task: int, split: str = "test") -> Any:
         """As `Learner.predictions`: a strategy's own rule, else the family's."""
-        import numpy as np
 
         for s in self.strategies:
             fn = getattr(s, "predict", None)
             preds = fn(self, task, split) if fn is not None else None
             if preds is not None:
-                return np.asarray(preds) if self.family.name == "classification" else preds
+                return self.family.as_predictions(preds)
         return self.family.predict(self, task, self.rows(task, split))[0]
 
     def score(self, task: int, split: str = "test") -> float:

@@ -1,0 +1,134 @@
+"""What a `Learner` runs on: the backbone (loaded from a path as its family asks), the
+Accelerator (made from TrainConfig or the user's own, checked against the launch),
+activation checkpointing, and the teardown of a multi-process run."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from petl.errors import ConfigError
+from petl.families import Family
+from petl.training import tracking
+from petl.training.config import TrainConfig
+
+
+def load_backbone(source: Any, tokenizer: Any, family: Family) -> tuple[nn.Module, Any]:
+    """The backbone and tokenizer: `source` itself when it is a model object, else loaded
+    from its path with the family's transformers Auto class."""
+    if not isinstance(source, str):
+        return source, tokenizer
+    import transformers
+
+    from petl.quiet import quiet_petl_calls
+
+    if not os.path.exists(source) and os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise ConfigError(f"Model {source!r} is not a local path and the hub is offline.")
+    tokenizer = tokenizer or transformers.AutoTokenizer.from_pretrained(source)
+    auto = getattr(transformers, family.auto_class)
+    with quiet_petl_calls():  # the classifier reported MISSING is replaced by heads
+        return auto.from_pretrained(source, **family.auto_kwargs), tokenizer
+
+
+def make_accelerator(given: Any, config: TrainConfig) -> Any:
+    """`given` (a user-built Accelerator) or one made from `config`, checked against the
+    processes launched."""
+    acc = given
+    if acc is None:
+        from accelerate import Accelerator
+        from accelerate.utils import DataLoaderConfiguration
+
+        # "no" (the default) defers to the launcher (--mixed_precision, config file)
+        precision = None if config.mixed_precision == "no" else config.mixed_precision
+        acc = Accelerator(
+            mixed_precision=precision,
+            dataloader_config=DataLoaderConfiguration(split_batches=True),
+            cpu=_use_cpu() or None,
+            **tracking.accelerator_kwargs(config),  # TrainConfig.log_with
+        )
+    _check_processes(acc, config)
+    if acc.num_processes > 1:
+        _register_teardown()
+    return acc
+
+
+def enable_checkpointing(model: nn.Module) -> None:
+    """Activation (gradient) checkpointing, non-reentrant: the reentrant variant breaks
+    DDP when some parameters go unused (per-task heads) and frozen-input PEFT models."""
+    kwargs = {"use_reentrant": False}
+    enable = getattr(model, "activation_checkpointing_enable", None)  # transformers >= 5
+    if enable is not None:
+        enable(activation_checkpointing_kwargs=kwargs)
+    elif (legacy := getattr(model, "gradient_checkpointing_enable", None)) is not None:
+        legacy(gradient_checkpointing_kwargs=kwargs)
+    else:
+        raise ConfigError(f"{type(model).__name__} does not support gradient checkpointing.")
+
+
+def _use_cpu() -> bool:
+    """True when Accelerate must be told `cpu=True`: ACCELERATE_USE_CPU is set, or several
+    processes were launched (WORLD_SIZE > 1) on a machine without an accelerator. Without
+    it, `Accelerator()` under `accelerate launch --multi_gpu` or `torchrun` on CPUs gives N
+    independent single-process copies that each train on all the data."""
+    if os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes"):
+        return True
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    available = getattr(torch, "accelerator", None)
+    has_device = available.is_available() if available is not None else torch.cuda.is_available()
+    return not has_device
+
+
+def _check_processes(acc: Any, cfg: TrainConfig) -> None:
+    """Clear errors, before training, for launches that would silently train wrongly."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    n = acc.num_processes
+    if world > 1 and n != world:
+        raise ConfigError(
+            f"{world} processes were launched but the Accelerator runs {n}: each process would "
+            "train its own copy on all the data. On CPUs set ACCELERATE_USE_CPU=true or pass "
+            "Accelerator(cpu=True); on GPUs check the launch command."
+        )
+    if n > 1 and not getattr(acc, "split_batches", True):
+        raise ConfigError(
+            "petl needs Accelerator(dataloader_config=DataLoaderConfiguration(split_batches=True)): "
+            "TrainConfig.batch_size is the global batch, split across processes."
+        )
+    kind = str(getattr(acc, "distributed_type", ""))
+    if "DEEPSPEED" in kind:  # FSDP: petl shards itself (petl.training.sharding)
+        import warnings
+
+        warnings.warn(
+            f"petl's loop was validated under DDP and FSDP; under {kind} parameters or "
+            "optimizer state are partitioned by DeepSpeed, which EWC, OLoRA, TaskAdapters and "
+            "petl's checkpoints do not handle yet. See docs/distributed.md.",
+            stacklevel=3,
+        )
+    for name in ("batch_size", "eval_batch_size"):
+        value = getattr(cfg, name)
+        if n > 1 and value % n:
+            raise ConfigError(
+                f"TrainConfig.{name}={value} is the global batch and must be a multiple of the "
+                f"{n} processes (e.g. {value + n - value % n})."
+            )
+
+
+_TEARDOWN_REGISTERED = False
+
+
+def _register_teardown() -> None:
+    global _TEARDOWN_REGISTERED
+    if not _TEARDOWN_REGISTERED:
+        import atexit
+
+        atexit.register(_destroy_process_group)
+        _TEARDOWN_REGISTERED = True
+
+
+def _destroy_process_group() -> None:
+    # No barrier here: if another rank crashed, a barrier would hang the exit.
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
