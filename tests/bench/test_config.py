@@ -3,6 +3,8 @@ key and the valid choices; shipped configs validate; the grid expands as documen
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from petl.bench import config as bc
@@ -202,3 +204,14 @@ def test_smoke_size_merges_the_smoke_table():
     assert cfg.output_dir == "reports/x-smoke"
     own = bc.validate(bc.smoke_size({**raw, "smoke": {"stream": {"max_train": 4}}}))
     assert (own.stream.max_train, own.stream.max_test, own.train["epochs"]) == (4, None, 3)
+
+
+BENCH_CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "configs")
+
+
+@pytest.mark.parametrize("name", sorted(os.listdir(BENCH_CONFIGS)))
+@pytest.mark.parametrize("smoke", [False, True])
+def test_benchmark_configs_validate_at_full_and_smoke_size(name, smoke):
+    cfg = bc.load(os.path.join(BENCH_CONFIGS, name), smoke=smoke)
+    assert cfg.cells()
+    assert (cfg.output_dir.endswith("-smoke") == smoke and len(cfg.seeds) == 1) or not smoke
