@@ -66,8 +66,7 @@ def test_no_family_name_branch_outside_families() -> None:
     found = [
         line
         for path in sorted(ROOT.rglob("*.py"))
-        if families not in path.parents
-        and path.relative_to(ROOT).as_posix() not in PENDING
+        if families not in path.parents and path.relative_to(ROOT).as_posix() not in PENDING
         for line in family_name_comparisons(path)
     ]
     assert not found, "branches on a family's name (ask the family instead):\n" + "\n".join(found)
