@@ -35,4 +35,5 @@ STRATEGY_NAMES = (
     "ranpac",
     "aper",
     "osf",
+    "ability",
 )

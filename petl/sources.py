@@ -43,6 +43,10 @@ def folder_records(root: str, tasks: Sequence[str] | None) -> dict[str, dict[str
                         f"{path} must hold a JSON list of records, got "
                         f"{type(spec[split]).__name__}."
                     )
+        if "-" not in spec.get("labels", ["-"]):  # GLUE's "-": no gold label (MNLI test)
+            for split in SPLITS:
+                if isinstance(spec.get(split), list):
+                    spec[split] = [r for r in spec[split] if r.get("label") != "-"]
         records[name] = spec
     return records
 

@@ -15,279 +15,53 @@ Evaluation, per `GenerationFamily(decoding=...)`:
               key/value cache shared by all candidates) and the most likely label is the
               answer. Deterministic, and cheaper than generating.
 Confidence of an answer (for TaskAdapters without task ids) is its mean log-probability
-per answer token, eos included: the adapter with the lowest answer perplexity wins."""
+per answer token, eos included: the adapter with the lowest answer perplexity wins.
+
+The prompt rows live in petl.families.prompts, answer scoring in petl.families.lm_scoring;
+their names are re-exported here."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from petl.errors import ConfigError, DataError, IncompatibleModelError, unknown_choice
+from petl.errors import ConfigError, IncompatibleModelError, unknown_choice
 from petl.families.classification import parse_label_task, text_examples
-from petl.families.tokens import collate_tokens, masked_cross_entropy
-from petl.tasks import PAIR_KEYS, TEXT_KEYS, Example
+from petl.families.lm_scoring import (
+    LMModel,
+    _last_logit_only,
+    _left_pad,
+    candidate_logprobs,
+    is_prompt_learning,
+    token_logprobs,
+)
+from petl.families.prompts import (
+    ANSWER_KEYS,
+    IGNORE,
+    INPUT_KEYS,
+    INSTRUCTIONS,
+    TEMPLATE,
+    LMRow,
+    answer_ids,
+    collate_lm,
+    default_instruction,
+    encode_instructions,
+    eos_id,
+    instruction_example,
+    lm_loss,
+    normalize,
+)
+from petl.families.shares import sharded_predict
 
 if TYPE_CHECKING:
     from petl.families import DistillPairs
     from petl.tasks import Task
 
-IGNORE = -100
 DECODINGS = ("greedy", "labels")
-TEMPLATE = "{instruction}\n{input}\nAnswer:"
-INPUT_KEYS = ("input", *TEXT_KEYS)
-ANSWER_KEYS = ("output", "answer", "label")
-
-# Instructions for the ../shared/data/cl_benchmark tasks (after O-LoRA's); the options are
-# appended by `default_instruction`.
-INSTRUCTIONS = {
-    "agnews": "What is the topic of the news article?",
-    "amazon": "What is the sentiment of the review?",
-    "yelp": "What is the sentiment of the review?",
-    "dbpedia": "What is the category of the article?",
-    "sst-2": "What is the sentiment of the sentence?",
-    "mnli": "What is the logical relationship between sentence 1 and sentence 2?",
-    "rte": "What is the logical relationship between sentence 1 and sentence 2?",
-    "qqp": "Do the first and second sentence ask the same question?",
-    "wic": "Is the word used with the same meaning in both sentences?",
-}
-
-
-def default_instruction(task_name: str, labels: Sequence[str]) -> str:
-    """The built-in instruction of a cl_benchmark task (a generic one for others), with
-    its answer options: "What is the topic of the news article? Options: World, ..."."""
-    head = INSTRUCTIONS.get(task_name, "Classify the text.")
-    return f"{head} Options: {', '.join(labels)}." if labels else head
-
-
-def instruction_example(record: Mapping[str, Any] | Example, where: str) -> Example:
-    """An instruction record as an `Example` (text = input, label = answer). Keys: an input
-    ('input', 'text', 'sentence', ...), an answer ('output', 'answer' or 'label'), an
-    optional second text, and an optional per-record 'instruction' (put before the input)."""
-    if isinstance(record, Example):
-        return record
-    key = next((k for k in INPUT_KEYS if k in record), None)
-    answer_key = next((k for k in ANSWER_KEYS if k in record and record[k] is not None), None)
-    if key is None or answer_key is None:
-        raise DataError(
-            f"{where}: an instruction record needs an input (one of {INPUT_KEYS}) and an answer "
-            f"(one of {ANSWER_KEYS}); keys: {sorted(record)}."
-        )
-    text = str(record[key])
-    if record.get("instruction"):
-        text = f"{record['instruction']}\n{text}"
-    pair_key = next((k for k in PAIR_KEYS if k in record), None)
-    return Example(text, str(record[answer_key]), str(record[pair_key]) if pair_key else None)
-
-
-def normalize(text: str) -> str:
-    """Exact-match normalisation: whitespace collapsed and stripped, lower case."""
-    return " ".join(text.split()).lower()
-
-
-@dataclass
-class LMRow:
-    """prompt + " " + answer + eos as token ids; labels are -100 on the prompt. `label` is
-    the answer's index in the task's labels (-1 if absent), which class-balanced replay
-    groups by."""
-
-    input_ids: list[int]
-    labels: list[int]
-    prompt_len: int
-    task: int
-    label: int
-    answer: str
-    token_type_ids: None = None
-
-
-def eos_id(tokenizer: Any) -> int:
-    if tokenizer.eos_token_id is None:
-        raise ConfigError(
-            "Generative tasks need a tokenizer with an eos token (tokenizer.eos_token)."
-        )
-    return int(tokenizer.eos_token_id)
-
-
-def answer_ids(tokenizer: Any, answer: str) -> list[int]:
-    """Token ids of an answer as it follows the prompt: " " + answer, then eos."""
-    return [*tokenizer(" " + answer, add_special_tokens=False)["input_ids"], eos_id(tokenizer)]
-
-
-def encode_instructions(
-    task: Task,
-    t: int,
-    examples: Sequence[Example],
-    tokenizer: Any,
-    max_length: int,
-    template: str = TEMPLATE,
-) -> list[LMRow]:
-    """Rows of prompt + answer; an input too long for `max_length` is cut at its end (the
-    text after "{input}" in the template is kept)."""
-    if not examples:
-        return []
-    tail_ids = tokenizer(template.split("{input}")[-1], add_special_tokens=False)["input_ids"]
-    index = {label: i for i, label in enumerate(task.labels)}
-    rows = []
-    for e in examples:
-        text = e.text if e.text_pair is None else f"{e.text}\n{e.text_pair}"
-        prompt = template.format(instruction=task.instruction, input=text).lstrip("\n")
-        ids = tokenizer(prompt)["input_ids"]
-        answer = answer_ids(tokenizer, e.label)
-        budget = max_length - len(answer)
-        if len(ids) > budget:
-            if budget - len(tail_ids) < 1:
-                raise DataError(
-                    f"max_length={max_length} leaves no room for the prompt of task {task.name!r} "
-                    f"(answer {len(answer)} tokens): raise TrainConfig.max_length."
-                )
-            ids = ids[: budget - len(tail_ids)] + tail_ids
-        rows.append(
-            LMRow(
-                ids + answer,
-                [IGNORE] * len(ids) + answer,
-                len(ids),
-                t,
-                index.get(e.label, -1),
-                e.label,
-            )
-        )
-    return rows
-
-
-def collate_lm(rows: Sequence[LMRow], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded batch; labels -100 on prompt and padding."""
-    return collate_tokens(rows, pad_id)
-
-
-def lm_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Next-token cross-entropy over positions whose target is not -100 (the answer
-    tokens): their mean, or ("sum") the sum over sequences of each sequence's mean."""
-    return masked_cross_entropy(logits[:, :-1], labels[:, 1:], reduction)
-
-
-def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sequence sum of log p(target) over positions whose target is not -100, and the
-    number of such positions."""
-    targets = labels[:, 1:]
-    mask = targets != IGNORE
-    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-    picked = logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return (picked * mask).sum(-1), mask.sum(-1)
-
-
-class LMModel(nn.Module):
-    """A (PEFT-adapted) causal LM; `forward(batch)` gives next-token logits aligned with
-    `batch["input_ids"]` (virtual tokens of prompt-learning methods cut off)."""
-
-    heads = None
-
-    def __init__(self, backbone: nn.Module) -> None:
-        super().__init__()
-        self.backbone = backbone
-
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        ids = batch["input_ids"]
-        logits = self.backbone(input_ids=ids, attention_mask=batch["attention_mask"]).logits
-        return logits[:, -ids.shape[1] :]
-
-
-def is_prompt_learning(backbone: nn.Module) -> bool:
-    config = getattr(backbone, "active_peft_config", None)
-    return bool(getattr(config, "is_prompt_learning", False))
-
-
-def _last_logit_only(model: LMModel) -> dict[str, int]:
-    """`logits_to_keep=1` where the model takes it: the prompt pass needs only the last
-    position's logits (the LM head over the vocabulary is a fifth of a small LM's compute)."""
-    import inspect
-
-    backbone: Any = model.backbone
-    base = backbone.get_base_model() if hasattr(backbone, "get_base_model") else backbone
-    return (
-        {"logits_to_keep": 1}
-        if "logits_to_keep" in inspect.signature(base.forward).parameters
-        else {}
-    )
-
-
-def _left_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, width - len(s) :] = torch.tensor(list(s))
-        mask[i, width - len(s) :] = 1
-    return ids, mask
-
-
-@torch.no_grad()
-def candidate_logprobs(
-    model: LMModel,
-    prompts: Sequence[Sequence[int]],
-    candidates: Sequence[Sequence[int]],
-    pad_id: int,
-    device: torch.device,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """log p(candidate | prompt) for every prompt x candidate pair, summed over the
-    candidate's tokens: (len(prompts), len(candidates)) sums and token counts.
-
-    The prompts run once (left-padded, explicit position ids) and their key/value cache is
-    repeated for the candidates; prompt-learning methods, whose virtual tokens live in the
-    cache, take the plain path (every pair as one sequence)."""
-    K = len(candidates)
-    counts = torch.tensor([len(c) for c in candidates]).repeat(len(prompts), 1)
-    if is_prompt_learning(model.backbone):
-        rows = [
-            LMRow([*p, *c], [IGNORE] * len(p) + list(c), len(p), 0, -1, "")
-            for p in prompts
-            for c in candidates
-        ]
-        batch = {k: v.to(device) for k, v in collate_lm(rows, pad_id).items()}
-        sums, _ = token_logprobs(model(batch), batch["labels"])
-        return sums.view(len(prompts), K).cpu(), counts
-    ids, mask = _left_pad(prompts, pad_id)
-    ids, mask = ids.to(device), mask.to(device)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    out = model.backbone(
-        input_ids=ids,
-        attention_mask=mask,
-        position_ids=positions,
-        use_cache=True,
-        **_last_logit_only(model),
-    )
-    first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (B, V)
-    # transformers 5 names the cache `cache`; 4.x `past_key_values`.
-    cache = out["cache"] if "cache" in out else out["past_key_values"]
-    cache_arg = "cache" if "cache" in out else "past_key_values"
-    cache.batch_repeat_interleave(K)
-    width = max(len(c) for c in candidates)
-    cand = torch.full((K, width), pad_id, dtype=torch.long)
-    cand_mask = torch.zeros((K, width), dtype=torch.long)
-    for k, c in enumerate(candidates):
-        cand[k, : len(c)] = torch.tensor(list(c))
-        cand_mask[k, : len(c)] = 1
-    B = len(prompts)
-    cand, cand_mask = cand.repeat(B, 1).to(device), cand_mask.repeat(B, 1).to(device)
-    full_mask = torch.cat([mask.repeat_interleave(K, 0), cand_mask], dim=1)
-    start = mask.sum(-1).repeat_interleave(K)[:, None]
-    cand_pos = start + torch.arange(width, device=device)[None]
-    out = model.backbone(
-        input_ids=cand,
-        attention_mask=full_mask,
-        position_ids=cand_pos,
-        use_cache=True,
-        **{cache_arg: cache},
-    )
-    logp = torch.log_softmax(out.logits.float(), dim=-1)  # (B*K, width, V)
-    total = first.repeat_interleave(K, 0).gather(-1, cand[:, :1]).squeeze(-1)
-    if width > 1:
-        rest = logp[:, :-1].gather(-1, cand[:, 1:].unsqueeze(-1)).squeeze(-1)
-        total = total + (rest * cand_mask[:, 1:]).sum(-1)
-    return total.view(B, K).cpu(), counts
 
 
 class GenerationFamily:
@@ -412,14 +186,15 @@ class GenerationFamily:
     def predict(
         self, learner: Any, t: int, rows: Sequence[Any], head: int | None = None
     ) -> tuple[list[str], np.ndarray]:
-        """Answers for rows of task t and their mean log-probability per token."""
+        """Answers for rows of task t and their mean log-probability per token (each
+        process answers its share of the rows; every process gets all answers)."""
         model = learner.model
         was_training = model.training
         model.eval()
         try:
             if self.decoding == "labels":
-                return self._choose_label(learner, t, rows)
-            return self._generate(learner, rows)
+                return sharded_predict(learner, rows, lambda s: self._choose_label(learner, t, s))
+            return sharded_predict(learner, rows, lambda s: self._generate(learner, s))
         finally:
             model.train(was_training)
 
@@ -522,3 +297,29 @@ def _budget(learner: Any) -> int | None:
         for r in learner.rows(k, split)
     ]
     return 1 + max(lengths) if lengths else None
+
+
+__all__ = [
+    "ANSWER_KEYS",
+    "DECODINGS",
+    "IGNORE",
+    "INPUT_KEYS",
+    "INSTRUCTIONS",
+    "TEMPLATE",
+    "GenerationFamily",
+    "LMModel",
+    "LMRow",
+    "_last_logit_only",
+    "_left_pad",
+    "answer_ids",
+    "candidate_logprobs",
+    "collate_lm",
+    "default_instruction",
+    "encode_instructions",
+    "eos_id",
+    "instruction_example",
+    "is_prompt_learning",
+    "lm_loss",
+    "normalize",
+    "token_logprobs",
+]

@@ -28,6 +28,7 @@ from torch import nn
 
 from petl.errors import ConfigError, DataError
 from petl.families.classification import build_head_model, routed, wrap_classifier
+from petl.families.shares import sharded_predict
 from petl.tasks import TokenExample
 
 if TYPE_CHECKING:
@@ -358,10 +359,11 @@ class TokenFamily:
         self, learner: Any, t: int, rows: Sequence[Any], head: int | None = None
     ) -> tuple[list[list[str]], np.ndarray]:
         """Word-level tags of each row (tag names of the head used) and the mean over its
-        words of the top tag probability."""
-        rows = routed(rows, head)
-        model = learner.model
-        was_training = model.training
+        words of the top tag probability (each process tags its share of the rows)."""
+        return sharded_predict(learner, routed(rows, head), lambda s: self._predict(learner, s))
+
+    def _predict(self, learner: Any, rows: Sequence[Any]) -> tuple[list[list[str]], list[float]]:
+        model, was_training = learner.model, learner.model.training
         model.eval()
         preds: list[list[str]] = []
         conf: list[float] = []
@@ -378,7 +380,7 @@ class TokenFamily:
                 preds.append(tags)
                 conf.append(float(top[i][labelled[i]].mean()) if labelled[i].any() else 0.0)
         model.train(was_training)
-        return preds, np.array(conf)
+        return preds, conf
 
     def score(self, learner: Any, t: int, split: str, preds: Any) -> float:
         return self._report(learner, t, split, preds)[0]

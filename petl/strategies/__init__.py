@@ -36,6 +36,16 @@ STRATEGIES.update({cls.name: cls for cls in (SLCA, MaskSeen, WA)})  # issue 9 pa
 STRATEGIES.update({cls.name: cls for cls in (NCM, FeCAM, RanPAC, APER)})  # statistic heads
 STRATEGIES[OSF.name] = OSF  # issue 14: needs peft's OSF method
 
+
+def _ability() -> type[Strategy]:
+    # a monitor, not a CL strategy: listed so configs can name it ("ability", last)
+    from petl.ability import Ability
+
+    return Ability
+
+
+STRATEGIES["ability"] = _ability()
+
 __all__ = [
     "APER",
     "EWC",
