@@ -47,7 +47,7 @@ def test_strategy_on_generation(name: str) -> None:
     R = results.accuracy
     assert R.shape == (2, 2) and np.all((R >= 0) & (R <= 1))
     assert results.metric == ["exact_match", "exact_match"]
-    if name.startswith("osf"):  # re-split after task 1: the frozen rank grew, layers kept their names
+    if name.startswith("osf"):  # re-split after task 1: frozen rank grown, same layer names
         layers = osf_layers(learner.model)
         assert layers
         for m in layers.values():
