@@ -53,20 +53,12 @@ def test_the_check_finds_a_family_name_branch(tmp_path: Path) -> None:
     ]
 
 
-# Branches that landed with other work and wait for their owners to ask the family
-# instead (see /work/notes/issue-12a.md); any other file fails.
-PENDING = {
-    "ability.py",  # the ability monitor refuses non-generation streams by name
-    "bench/data.py",  # the bench's file sources pick a reader by family name
-}
-
-
 def test_no_family_name_branch_outside_families() -> None:
     families = ROOT / "families"
     found = [
         line
         for path in sorted(ROOT.rglob("*.py"))
-        if families not in path.parents and path.relative_to(ROOT).as_posix() not in PENDING
+        if families not in path.parents
         for line in family_name_comparisons(path)
     ]
     assert not found, "branches on a family's name (ask the family instead):\n" + "\n".join(found)
