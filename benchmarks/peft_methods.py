@@ -42,6 +42,7 @@ import tempfile
 import time
 from importlib.metadata import version
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 # name -> (petl method or None for full fine-tuning, options for petl.apply)
@@ -57,6 +58,11 @@ METHODS: dict[str, tuple[str | None, dict[str, Any]]] = {
     "bottleneck houlsby": ("bottleneck", {"style": "houlsby"}),
     "bottleneck pfeiffer": ("bottleneck", {"style": "pfeiffer"}),
     "bitfit": ("bitfit", {}),
+    # a few of peft's other tuners, now available by name
+    "loha": ("loha", {}),
+    "vera": ("vera", {}),
+    "oft": ("oft", {}),
+    "osf": ("osf", {}),
 }
 OVERHEAD_METHODS = ("lora", "ia3")
 RESULT_TAG, TICK_TAG = "RESULT ", "TICK"
@@ -153,29 +159,31 @@ class Trainee:
         import torch
 
         import petl
+        from petl.methods import training_hooks, training_options
 
         method, options = METHODS[name]
-        if method == "adalora":
-            options = {**options, "total_step": total_steps}
+        if method is not None:  # AdaLoRA's total_step: the number of steps taken
+            options = {**training_options(method, total_steps), **options}
         self.name, self.method, self.options = name, method, options
         if model is None:
             model = load_model(args.threads)
             if method is not None:
                 model = petl.apply(model, method, **options)  # PetlError: method skipped
         self.model = model.train()
+        self.hooks = training_hooks(model)  # as petl's training loop runs them
         self.summary = petl.summary(model)
         params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=args.lr)
 
     def step(self, batch: dict, step: int) -> tuple[float, float]:
-        """One training step: (wall seconds, CPU seconds of this process). AdaLoRA's rank
-        allocation is part of its step."""
+        """One training step: (wall seconds, CPU seconds of this process). The method's
+        own after-step hooks (AdaLoRA's rank allocation) are part of its step."""
         wall, cpu = time.perf_counter(), time.process_time()
         self.optimizer.zero_grad(set_to_none=True)
         self.model(**batch).loss.backward()
         self.optimizer.step()
-        if self.method == "adalora":
-            self.model.base_model.update_and_allocate(step)
+        for hook in self.hooks:
+            hook.after_step(SimpleNamespace(global_step=step, model=self.model))
         return time.perf_counter() - wall, time.process_time() - cpu
 
 

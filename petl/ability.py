@@ -214,7 +214,9 @@ class Ability(Strategy):
         return list(stream.tasks)
 
     def setup(self, learner: Any) -> None:
-        if learner.family.name != "generation":
+        from petl.families.generation import GenerationFamily
+
+        if not isinstance(learner.family, GenerationFamily):  # needs a causal LM's text answers
             raise IncompatibleModelError(
                 "Ability measures a causal LM (language-modelling loss, zero-shot answers); "
                 f"this stream's family is {learner.family.name!r}. Use it with generation streams."

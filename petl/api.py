@@ -192,7 +192,7 @@ def load(
     # peft refuses to load prompt-learning adapters as trainable: load them frozen, then
     # unfreeze the saved prompt embeddings (all peft saves; p_tuning's MLP is not kept).
     peft_spec = spec_of_peft_type(str(data.get("peft_type", "")))
-    prompt = peft_spec is not None and peft_spec.prefix == "prompt_encoder"
+    prompt = peft_spec is not None and peft_spec.prefix == "prompt_encoder"  # prompt learning
     if prompt:
         _check_prompt_sizes(base_model, data, directory)
     try:
@@ -213,7 +213,7 @@ def load(
     if is_trainable and prompt:
         for name, param in model.named_parameters():
             # (cartridge keeps its first tokens fixed: peft names them frozen_embedding)
-            prompt_weight = "prompt_encoder" in name and "frozen_" not in name
+            prompt_weight = peft_spec.prefix in name and "frozen_" not in name  # type: ignore[union-attr]
             param.requires_grad = prompt_weight or "modules_to_save" in name
     if not is_trainable:
         model.requires_grad_(False)  # peft leaves prompt-learning weights trainable

@@ -6,6 +6,10 @@
     petl train --data bbc --output DIR  one method on one dataset, adapter saved in DIR
     petl report DIR                     re-render DIR's report (JSON, Markdown, plots)
 
+`--set KEY=VALUE` is the one override syntax of every command (dotted keys, TOML values,
+parsed once by petl.bench.schema.apply_overrides): `petl bench --set train.lr=1e-3`,
+`petl train --set method.r=16 --set train.warmup_ratio=0.1`.
+
 Errors in a config or an argument end the command at once with a message that names the
 offending key and the valid choices (exit status 2)."""
 
@@ -203,11 +207,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         out = args.output or config.output_dir
     if args.dry_run:
         from petl.bench.data import build_stream
-        from petl.models import resolve_model
 
         stream = build_stream(config.stream, config.family.name)  # reads and checks the data
-        model = resolve_model(config.model)
-        _check_model_folder(model)
+        model = runner.check_model(config.model)
         print(
             f"data: {config.family.name}, {stream.scenario}-incremental, "
             + ", ".join(f"{t.name} ({len(t.train)} train/{len(t.test)} test)" for t in stream.tasks)
@@ -258,16 +260,6 @@ def _print_chance_warnings(report: dict[str, Any]) -> None:
 
     for line in _chance_section(report["runs"], report.get("stream"))[2:-1]:
         print(f"warning: {line[2:]}", file=sys.stderr)
-
-
-def _check_model_folder(path: str) -> None:
-    """A local model folder must hold a transformers config (hub names are not fetched)."""
-    import os
-
-    from petl.errors import ConfigError
-
-    if os.path.isdir(path) and not os.path.exists(os.path.join(path, "config.json")):
-        raise ConfigError(f"Model folder {path!r} has no config.json: is it a transformers model?")
 
 
 def _train_overrides(items: list[str], method: str | None) -> tuple[dict[str, Any], dict[str, Any]]:

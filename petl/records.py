@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -103,3 +104,20 @@ def read_json(path: str) -> Any:
         raise DataError(
             f"{path} is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}."
         ) from None
+
+
+def read_records(path: str) -> list[dict[str, Any]]:
+    """Records of a .json (a list) or .jsonl (one object a line) file."""
+    if not os.path.isfile(path):
+        raise DataError(f"Data file {path!r} does not exist.")
+    if path.endswith(".jsonl"):
+        with open(path, encoding="utf-8") as f:
+            try:
+                rows = [json.loads(line) for line in f if line.strip()]
+            except json.JSONDecodeError as err:
+                raise DataError(f"{path}: not valid JSON lines: {err}") from None
+    else:
+        rows = read_json(path)
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise DataError(f"{path} must hold a list of records (JSON objects).")
+    return rows

@@ -218,14 +218,7 @@ class Stream:
         `types` maps a task to the entity types it annotates (default: those in its
         files); other types' tags become "O", so later tasks can add types
         (class-incremental NER). Same keyword arguments as `from_records`."""
-        from petl.families.tokens import read_token_file  # the token family's file format
-
-        records: dict[str, dict[str, Any]] = {}
-        for name, paths in files.items():
-            split_paths = {"train": paths} if isinstance(paths, str) else dict(paths)
-            records[name] = {split: read_token_file(path) for split, path in split_paths.items()}
-            if types and name in types:
-                records[name]["types"] = list(types[name])
+        records = family_named("tokens").file_records(files, types=types)
         return cls.from_records(records, scenario, family="tokens", **kwargs)
 
     @classmethod

@@ -62,10 +62,26 @@ def test_peft_spec_matches_peft(spec) -> None:
     assert set(spec.defaults) | set(spec.sized) | set(spec.required) <= fields
 
 
+def test_native_layers_use_the_registry_prefix() -> None:
+    from petl.methods.bitfit import BitFitLayer
+    from petl.methods.bottleneck import BottleneckLayer
+
+    assert BitFitLayer.adapter_prefix == METHODS["bitfit"].prefix
+    assert BottleneckLayer.adapter_prefix == METHODS["bottleneck"].prefix
+
+
 def test_readme_states_the_method_count() -> None:
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
         found = re.findall(r"(\d+) PEFT methods available by name", f.read())
     assert found == [str(len(METHODS))]
+
+
+def test_docs_page_lists_every_method_and_exclusion() -> None:
+    with open(os.path.join(ROOT, "docs", "methods", "all-methods.md"), encoding="utf-8") as f:
+        page = f.read()
+    assert {m for m in METHODS if f"| `{m}` |" not in page} == set()
+    assert {m for m in EXCLUDED if f"- `{m}`: {EXCLUDED[m]}" not in page} == set()
+    assert f"{len(METHODS)} methods are available" in page.replace("\n", " ")
 
 
 def test_every_registered_method_is_in_the_matrix() -> None:
@@ -121,3 +137,14 @@ def test_layer_norm_tuning_defaults_to_every_norm() -> None:
     assert set(model.peft_config["default"].target_modules) == {"LayerNorm"}
     with pytest.raises(ConfigError, match="Candidate module names"):
         petl.apply(make_model("bert_seq"), "ln_tuning", target_modules=["nope"])
+
+
+def test_export_refuses_a_method_peft_cannot_merge() -> None:
+    from types import SimpleNamespace
+
+    from petl.exporting import _merged_backbone
+
+    backbone = petl.apply(make_model("bert_seq"), "lily")
+    learner = SimpleNamespace(model=SimpleNamespace(backbone=backbone), method="lily")
+    with pytest.raises(ConfigError, match="'lily' cannot be merged"):
+        _merged_backbone(learner, None)

@@ -56,3 +56,19 @@ def test_start_task_resets_the_place_inside_a_task() -> None:
     run.start_task(5, [(5, 0)])
     assert (run.task, run.items, run.step_in_task) == (5, [(5, 0)], 0)
     assert (run.epoch, run.micro, run.best, run.bad_epochs) == (0, 0, None, 0)
+
+
+def test_a_saved_learner_of_the_older_format_keeps_its_generation_budget() -> None:
+    # Learner.save wrote the answer budget beside the family's options before families
+    # wrote their own rebuild options (`saved_config`); such a folder still loads with it.
+    from petl.training.persist import _family
+
+    old = {
+        "family": {"name": "generation", "decoding": "greedy", "max_new_tokens": None},
+        "answer_budget": 7,
+    }
+    assert _family(old).max_new_tokens == 7
+    new = {"family": {"name": "generation", "decoding": "labels", "max_new_tokens": 5}}
+    family = _family(new)
+    assert (family.decoding, family.max_new_tokens) == ("labels", 5)
+    assert _family({"family": {"name": "tokens"}}).name == "tokens"

@@ -217,6 +217,10 @@ def smoke_size(raw: dict[str, Any]) -> dict[str, Any]:
         out[section] = {**out[section], **values} if both else values
     seeds = out.get("seeds", [0])
     out["seeds"] = seeds[:1] if isinstance(seeds, list) else [0]
+    out["description"] = (
+        "Smoke size (petl bench --smoke): a check of the pipeline, not results.\n"
+        + str(out.get("description", ""))
+    )
     name = out.get("name", "bench")
     out["output_dir"] = out.get("output_dir", os.path.join("reports", name)) + "-smoke"
     return out

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import json
 import os
 import zlib
 from collections.abc import Mapping, Sequence
@@ -31,7 +30,6 @@ import numpy as np
 
 from petl.bench.schema import choice, load_table, spec
 from petl.errors import ConfigError, DataError, unknown_choice
-from petl.records import read_json
 from petl.stream import Stream
 
 SCENARIOS = ("task", "class", "domain")
@@ -283,9 +281,8 @@ class DirSource(StreamSource):
                 raise unknown_choice(f"task in {folder}", missing[0], files)
             chosen = {n: files[n] for n in names}
             return FilesSource(source="files", files=chosen, **self._common()).build(family)
-        instructions = self.instructions if family == "generation" else None
         return Stream.from_dir(
-            folder, self.tasks, family=family, instructions=instructions, **self.sizes()
+            folder, self.tasks, family=family, instructions=self.instructions, **self.sizes()
         )
 
     def _common(self) -> dict[str, Any]:
@@ -312,19 +309,16 @@ class FilesSource(StreamSource):
     families: ClassVar[tuple[str, ...]] = ("classification", "tokens", "generation")
 
     def build(self, family: str) -> Stream:
-        if family == "tokens":
-            return Stream.from_ner(self.files, self.types, **self.sizes())
-        if family == "generation":
-            records: dict[str, dict[str, Any]] = {}
-            for name, paths in self.files.items():
-                split_paths = {"train": paths} if isinstance(paths, str) else dict(paths)
-                records[name] = {k: read_records(p) for k, p in split_paths.items()}
-                records[name]["instruction"] = (self.instructions or {}).get(name, "")
-            return Stream.from_records(records, family="generation", **self.sizes())
-        label = self.label_column or "label"
-        return Stream.from_files(
-            self.files, text_column=self.text_column, label_column=label, **self.sizes()
+        from petl.families import family_named
+
+        records = family_named(family).file_records(
+            self.files,
+            text_column=self.text_column,
+            label_column=self.label_column,
+            instructions=self.instructions,
+            types=self.types,
         )
+        return Stream.from_records(records, family=family, **self.sizes())
 
 
 @dataclass(kw_only=True)
@@ -368,23 +362,6 @@ def build_stream(
         source = stream_source("stream", dict(source))
     source.check_family(family)
     return source.build(family)
-
-
-def read_records(path: str) -> list[dict[str, Any]]:
-    """Records of a .json (a list) or .jsonl (one object a line) file."""
-    if not os.path.isfile(path):
-        raise DataError(f"Data file {path!r} does not exist.")
-    if path.endswith(".jsonl"):
-        with open(path, encoding="utf-8") as f:
-            try:
-                rows = [json.loads(line) for line in f if line.strip()]
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}: not valid JSON lines: {err}") from None
-    else:
-        rows = read_json(path)
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise DataError(f"{path} must hold a list of records (JSON objects).")
-    return rows
 
 
 def resolve_model(path: str) -> str:

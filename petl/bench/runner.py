@@ -33,14 +33,19 @@ from petl.bench.report import write_report
 from petl.errors import ConfigError, PetlError
 
 
-def check_model(path: str) -> None:
-    """Refuses a model folder that does not exist before anything is written (a hub name,
-    one `/` at most and not path-like, is left to transformers unless the hub is offline)."""
+def check_model(path: str) -> str:
+    """The model folder of `model.path`, refused before anything is written when it does
+    not exist or holds no transformers config (a hub name, one `/` at most and not
+    path-like, is left to transformers unless the hub is offline)."""
     from petl.bench.data import resolve_model
 
     resolved = resolve_model(path)
+    if os.path.isdir(resolved) and not os.path.exists(os.path.join(resolved, "config.json")):
+        raise ConfigError(
+            f"Model folder {resolved!r} has no config.json: is it a transformers model?"
+        )
     if os.path.exists(resolved):
-        return
+        return resolved
     pathlike = resolved.startswith((".", "/", "~")) or resolved.count("/") > 1
     if pathlike or os.environ.get("HF_HUB_OFFLINE") == "1":
         raise ConfigError(
@@ -48,6 +53,7 @@ def check_model(path: str) -> None:
             + (" and the hub is offline." if not pathlike else ".")
             + ' Give the folder of a transformers model, or "minilm".'
         )
+    return resolved
 
 
 def quiet_libraries() -> None:

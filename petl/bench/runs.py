@@ -96,20 +96,34 @@ def check_train(where: str, train: dict[str, Any]) -> dict[str, Any]:
     return train
 
 
-def nonempty(where: str, value: list[Any]) -> list[Any]:
-    if not value:
-        raise ConfigError(f"{where} must be a non-empty list, e.g. {where.split('.')[-1]} = [...].")
-    return value
+def nonempty(what: str) -> Any:
+    """A field check refusing an empty list, described as `what`."""
+
+    def check(where: str, value: list[Any]) -> list[Any]:
+        if not value:
+            raise ConfigError(f"{where} must be {what}, got {value!r}.")
+        return value
+
+    return check
 
 
 @dataclass
 class Grid:
-    methods: list[Any] = spec(factory=lambda: ["lora"], check=nonempty)
-    strategies: list[Any] = spec(factory=lambda: [[]], check=nonempty)
+    """[grid]: every method crossed with every strategy combination."""
+
+    methods: list[Any] = spec(
+        factory=lambda: ["lora"], check=nonempty("a non-empty list of method names")
+    )
+    strategies: list[Any] = spec(
+        factory=lambda: [[]],
+        check=nonempty('a non-empty list of strategy lists, e.g. [[], ["ewc"]]'),
+    )
 
 
 @dataclass
 class RunTable:
+    """One [[runs]] table (checked, before its names are looked up)."""
+
     method: Any = spec(
         hint=lambda: (
             'give a method name or "none" (full fine-tuning). Valid methods: '

@@ -74,6 +74,19 @@ class Family(Protocol):
         examples per split, and the task's label names (see `Stream.from_records`)."""
         ...
 
+    def file_records(
+        self,
+        files: Mapping[str, Any],
+        *,
+        text_column: str | None = None,
+        label_column: str | None = None,
+        instructions: Mapping[str, str] | None = None,
+        types: Mapping[str, Sequence[str]] | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        """Records of local files, a task name -> one file or `{split: path}`, in this
+        family's file format (`Stream.from_records` input; `petl bench`'s files source)."""
+        ...
+
     def folder_spec(
         self, name: str, spec: dict[str, Any], instruction: str | None
     ) -> dict[str, Any]:

@@ -244,6 +244,20 @@ class ClassificationFamily:
     ) -> tuple[dict[str, list[Any]], list[str]]:
         return parse_label_task(name, spec, to_example, seen_labels_only=True)
 
+    def file_records(
+        self,
+        files: Mapping[str, Any],
+        *,
+        text_column: str | None = None,
+        label_column: str | None = None,
+        instructions: Mapping[str, str] | None = None,
+        types: Mapping[str, Sequence[str]] | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        """Tables (json, jsonl, csv, tsv, parquet) read through `datasets`."""
+        from petl.sources import file_records
+
+        return file_records(files, text_column, label_column or "label")
+
     def folder_spec(
         self, name: str, spec: dict[str, Any], instruction: str | None
     ) -> dict[str, Any]:

@@ -104,6 +104,26 @@ class GenerationFamily:
     ) -> tuple[dict[str, list[Any]], list[str]]:
         return parse_label_task(name, spec, instruction_example, seen_labels_only=False)
 
+    def file_records(
+        self,
+        files: Mapping[str, Any],
+        *,
+        text_column: str | None = None,
+        label_column: str | None = None,
+        instructions: Mapping[str, str] | None = None,
+        types: Mapping[str, Sequence[str]] | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        """JSON / JSON-lines records `{instruction, input, output}`; `instructions` gives a
+        task-wide instruction."""
+        from petl.records import read_records
+
+        records: dict[str, dict[str, Any]] = {}
+        for name, paths in files.items():
+            split_paths = {"train": paths} if isinstance(paths, str) else dict(paths)
+            records[name] = {k: read_records(p) for k, p in split_paths.items()}
+            records[name]["instruction"] = (instructions or {}).get(name, "")
+        return records
+
     def folder_spec(
         self, name: str, spec: dict[str, Any], instruction: str | None
     ) -> dict[str, Any]:

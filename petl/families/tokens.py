@@ -280,6 +280,25 @@ class TokenFamily:
     ) -> tuple[dict[str, list[Any]], list[str]]:
         return token_splits(name, spec)
 
+    def file_records(
+        self,
+        files: Mapping[str, Any],
+        *,
+        text_column: str | None = None,
+        label_column: str | None = None,
+        instructions: Mapping[str, str] | None = None,
+        types: Mapping[str, Sequence[str]] | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        """CoNLL column files or JSON lines of `{tokens, tags}`; `types` lists the entity
+        types a task annotates (other types' tags become "O")."""
+        records: dict[str, dict[str, Any]] = {}
+        for name, paths in files.items():
+            split_paths = {"train": paths} if isinstance(paths, str) else dict(paths)
+            records[name] = {split: read_token_file(path) for split, path in split_paths.items()}
+            if types and name in types:
+                records[name]["types"] = list(types[name])
+        return records
+
     def folder_spec(
         self, name: str, spec: dict[str, Any], instruction: str | None
     ) -> dict[str, Any]:

@@ -4,8 +4,9 @@ them and says when the loop calls each), and Naive, the strategy that does nothi
 Subclassing `Strategy` is optional (any object with some hooks works) and carries no
 behaviour: it documents the hooks, supplies defaults that the dispatcher skips, and gives
 the `config()` echoed into results and checkpoint fingerprints. Hooks receive the
-`Learner`, whose public attributes (model, stream, task_index, config, accelerator) are
-all they may use."""
+learner as a `LearnerView` (petl.training.seam): its public attributes and helpers
+(model, stream, family, task_index, config, accelerator, rows, batches, ...) are all
+they may use."""
 
 from __future__ import annotations
 

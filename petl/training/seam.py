@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 from torch import nn
 
+from petl.training.data import Item
+
 if TYPE_CHECKING:
     from petl.families import Family
     from petl.strategies.protocol import Hooks
     from petl.stream import Stream
     from petl.training.config import TrainConfig
-
-Item = tuple[int, int]
 
 
 class LearnerView(Protocol):
@@ -104,4 +104,4 @@ class TrainingLearner(LearnerView, Protocol):
         ...
 
 
-__all__ = ["Item", "LearnerView", "TrainingLearner"]
+__all__ = ["LearnerView", "TrainingLearner"]

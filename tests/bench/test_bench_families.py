@@ -14,27 +14,13 @@ import pytest
 
 import petl
 from petl.cli import main
-
-
-def _family_data():
-    # The families' tiny models and data (tests/families/family_data.py), loaded by path
-    # so that it works before and after tests/ becomes a package (issue 12 item 5); once
-    # it is one, this is `from tests.families.family_data import ...`.
-    import importlib.util
-
-    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "families", "family_data.py")
-    spec = importlib.util.spec_from_file_location("family_data", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_fd = _family_data()
-bert_tagger, causal_lm, gen_records = _fd.bert_tagger, _fd.causal_lm, _fd.gen_records
-ner_records, word_tokenizer, wordpiece_tokenizer = (
-    _fd.ner_records,
-    _fd.word_tokenizer,
-    _fd.wordpiece_tokenizer,
+from tests.families.family_data import (
+    bert_tagger,
+    causal_lm,
+    gen_records,
+    ner_records,
+    word_tokenizer,
+    wordpiece_tokenizer,
 )
 
 TRAIN = {"epochs": 8, "batch_size": 8, "lr": 3e-3, "warmup_ratio": 0.0, "max_length": 32}

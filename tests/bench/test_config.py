@@ -3,6 +3,8 @@ key and the valid choices; shipped configs validate; the grid expands as documen
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from petl.bench import config as bc
@@ -176,3 +178,40 @@ def test_yaml_config(tmp_path):
 def test_unknown_config_name_lists_shipped():
     with pytest.raises(ConfigError, match="default"):
         bc.load("no_such_config")
+
+
+def test_wrong_types_name_the_key_and_what_it_must_be():
+    check({**BASE, "seeds": "abc"}, "seeds must be an integer or a list of integers, got 'abc'")
+    check({**BASE, "workers": True}, "workers must be a positive integer, got True")
+    check({**BASE, "keep_checkpoints": "yes"}, "keep_checkpoints must be true or false")
+    check({**BASE, "model": "minilm"}, "model must be a table")
+    check({**BASE, "stream": {"max_test": 2.5}}, "stream.max_test must be a positive integer")
+    check({**BASE, "grid": {"methods": []}}, "grid.methods must be a non-empty list")
+    check({"runs": {"method": "lora"}}, "runs must be a list of tables ([[runs]] in TOML)")
+
+
+def test_smoke_size_merges_the_smoke_table():
+    raw = {
+        "name": "x",
+        "seeds": [3, 4],
+        "stream": {"max_train": 100, "seed": 1},
+        "train": {"epochs": 3, "lr": 1e-3},
+        "runs": [{"method": "lora"}],
+    }
+    cfg = bc.validate(bc.smoke_size(raw))
+    assert (cfg.stream.max_train, cfg.stream.max_test, cfg.stream.seed) == (16, 16, 1)
+    assert cfg.train == {"epochs": 1, "lr": 1e-3} and cfg.seeds == [3]
+    assert cfg.output_dir == "reports/x-smoke"
+    own = bc.validate(bc.smoke_size({**raw, "smoke": {"stream": {"max_train": 4}}}))
+    assert (own.stream.max_train, own.stream.max_test, own.train["epochs"]) == (4, None, 3)
+
+
+BENCH_CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "configs")
+
+
+@pytest.mark.parametrize("name", sorted(os.listdir(BENCH_CONFIGS)))
+@pytest.mark.parametrize("smoke", [False, True])
+def test_benchmark_configs_validate_at_full_and_smoke_size(name, smoke):
+    cfg = bc.load(os.path.join(BENCH_CONFIGS, name), smoke=smoke)
+    assert cfg.cells()
+    assert (cfg.output_dir.endswith("-smoke") == smoke and len(cfg.seeds) == 1) or not smoke
