@@ -112,3 +112,44 @@ def test_osf_needs_osf_layers() -> None:
         run([OSF()], "lora", interference_records(n_first=4, n_later=4, n_test=2))
     with pytest.raises(ConfigError, match="rank_step"):
         OSF(rank_step=1.5)
+
+
+class Kill(Strategy):
+    name = "kill"
+
+    def __init__(self, step: int | None) -> None:
+        self._step = step
+        self._steps = 0  # optimizer steps this run took (private: not in config())
+
+    def after_step(self, learner: Any) -> None:
+        self._steps += 1
+        if learner.global_step == self._step:
+            raise RuntimeError("killed")
+
+
+@pytest.mark.slow  # three short runs
+def test_killed_osf_run_resumes_to_the_same_matrix(tmp_path) -> None:
+    from tests.cl.cl_data import make_tokenizer
+
+    records = interference_records(n_first=16, n_later=24, n_test=8)
+    stream = petl.Stream.from_records(records, scenario="task", val_fraction=0.0)
+
+    def fit(kill: Kill, folder: str | None) -> petl.Results:
+        learner = petl.Learner(
+            make_bert(dropout=0.0),
+            make_tokenizer(),
+            method=osf_config(),
+            strategies=[OSF(), kill],
+            config=petl.TrainConfig(**CONFIG, seed=0, checkpoint_every=1),
+        )
+        return learner.fit(stream, checkpoint_dir=folder)
+
+    full = Kill(None)
+    whole = fit(full, None)  # 6 steps on task 1 (16 rows), 9 on task 2 (24 rows)
+    folder = str(tmp_path / "ck")
+    with pytest.raises(RuntimeError, match="killed"):
+        fit(Kill(8), folder)  # in task 2, after OSF re-split the layers
+    rest = Kill(None)
+    resumed = fit(rest, folder)
+    assert full._steps == 15 and rest._steps < 9  # resumed inside task 2, not from scratch
+    np.testing.assert_allclose(resumed.accuracy, whole.accuracy, atol=1e-6)
