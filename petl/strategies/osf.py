@@ -138,7 +138,20 @@ class OSF(Strategy):
         self._steps: dict[str, int] = {}
         self._tasks_done = 0
 
+    #: Strategies that keep copies or importances of the trainable parameters across tasks;
+    #: OSF re-splits those parameters in place after each task, so what they kept would
+    #: no longer mean the same weights.
+    EXCLUSIVE = ("ewc", "si", "mas", "task_adapters", "olora")
+
     def setup(self, learner: Any) -> None:
+        clash = [s.name for s in learner.strategies if getattr(s, "name", None) in self.EXCLUSIVE]
+        if clash:
+            raise ConfigError(
+                f"OSF cannot be combined with {', '.join(clash)}: OSF re-splits the trainable "
+                "parameters after every task, so anchors or importances kept for them would "
+                "point at other weights. OSF already protects earlier tasks' subspaces; combine "
+                "it with replay or LwF instead."
+            )
         layers = osf_layers(learner.model)
         if not layers:
             raise IncompatibleModelError(

@@ -153,3 +153,8 @@ def test_killed_osf_run_resumes_to_the_same_matrix(tmp_path) -> None:
     resumed = fit(rest, folder)
     assert full._steps == 15 and rest._steps < 9  # resumed inside task 2, not from scratch
     np.testing.assert_allclose(resumed.accuracy, whole.accuracy, atol=1e-6)
+
+
+def test_osf_refuses_strategies_that_keep_parameter_copies() -> None:
+    with pytest.raises(ConfigError, match="OSF cannot be combined with ewc"):
+        run([OSF(), petl.EWC()], "osf", interference_records(n_first=4, n_later=4, n_test=2))
