@@ -51,6 +51,7 @@ class StatisticHead(Strategy):
         self._seen: list[int] = []
         self._cache: dict[tuple[int, str], tuple[int, torch.Tensor]] = {}
         self._pretrained_too = False  # APER: pretrained features concatenated
+        self._pretrained_only = False  # TaskAdapters' router: adapters switched off
         self._offsets: list[int] = []
         self._per_task = False
 
@@ -81,7 +82,7 @@ class StatisticHead(Strategy):
     def _feature_batches(self, learner: LearnerView, rows: Any):
         """(normalised features, labels) batches: each part L2-normalised, then the whole."""
         if not self._pretrained_too:
-            for x, y in iter_features(learner, rows):
+            for x, y in iter_features(learner, rows, pretrained=self._pretrained_only):
                 yield F.normalize(x.double(), dim=-1), y
             return
         # The two passes run one after the other, a chunk of rows at a time: Accelerate

@@ -2,7 +2,13 @@
 "adapter") and its own head; earlier adapters are kept frozen in a store.
 
 At test time the task id, when the scenario gives it, picks the adapter. Without task ids
-(class- and domain-incremental) petl applies the confidence rule: every stored adapter
+(class- and domain-incremental) an adapter must be chosen per input. `route="prototype"`
+infers the task from the frozen pretrained features, as S-Prompts (Wang et al., NeurIPS
+2022) and HiDe-Prompt's task-identity inference (Wang et al., NeurIPS 2023) do: a FeCAM
+head (shared-covariance Gaussians, petl.FeCAM) over every (task, label) pair seen, fitted
+from one adapter-free forward pass over each task's training rows and keeping no example;
+the task of the best-scoring pair picks the adapter, whose own head answers. The default,
+`route="confidence"`, needs no pretrained features (it works with full fine-tuning): every stored adapter
 scores the example with its own head, and the adapter whose softmax is most confident
 gives the prediction. Confidence is the top probability rescaled by the head's size K,
 (p_max - 1/K) / (1 - 1/K), from 0 (uniform) to 1 (certain), so that heads with different
@@ -26,12 +32,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from petl.errors import ConfigError
 from petl.strategies.base import Strategy
+from petl.strategies.fecam import FeCAM
 from petl.strategies.protocol import Capabilities
 from petl.strategies.state import pack, unpack
 
 if TYPE_CHECKING:
     from petl.training.seam import LearnerView
+
+
+ROUTES = ("confidence", "prototype")
 
 
 class TaskAdapters(Strategy):
@@ -41,9 +52,25 @@ class TaskAdapters(Strategy):
     # earlier tasks' heads belong to their stored adapters: each task its own, frozen after
     capabilities = Capabilities(per_task_heads=True, freeze_old_heads=True)
 
-    def __init__(self) -> None:
+    def __init__(self, route: str = "confidence", router_shrink: float = 0.5) -> None:
+        """Args:
+        route: How class- and domain-incremental inputs pick an adapter: "confidence"
+            (every adapter answers, the most confident wins; any method) or "prototype"
+            (the task inferred from pretrained features; needs a peft method, one
+            adapter-free forward pass per task's training rows, (C d + d^2) floats).
+        router_shrink: FeCAM's covariance shrinkage for the prototype router.
+        """
+        if route not in ROUTES:
+            raise ConfigError(
+                f"TaskAdapters route must be one of {', '.join(ROUTES)}, got {route!r}."
+            )
+        self.route = route
         self._init: dict[str, torch.Tensor] = {}
         self._store: list[dict[str, torch.Tensor]] = []
+        self._router: FeCAM | None = None
+        if route == "prototype":
+            self._router = FeCAM(shrink=router_shrink)
+            self._router._pretrained_only = True
 
     def _adapter(self, learner: LearnerView) -> dict[str, torch.nn.Parameter]:
         return {
@@ -58,6 +85,15 @@ class TaskAdapters(Strategy):
 
     def setup(self, learner: LearnerView) -> None:
         self._init = {n: p.detach().clone() for n, p in self._adapter(learner).items()}
+        if self._router is not None:
+            if not hasattr(learner.model.backbone, "disable_adapter"):
+                raise ConfigError(
+                    "TaskAdapters(route='prototype') routes on the pretrained features, which "
+                    "needs a peft method whose adapters can be switched off (e.g. "
+                    f"method='lora'); got method={learner.method!r}. Use "
+                    "route='confidence' with this method."
+                )
+            self._router.setup(learner)
 
     def before_task(self, learner: LearnerView, t: int) -> None:
         if t > 0:
@@ -65,6 +101,21 @@ class TaskAdapters(Strategy):
 
     def after_task(self, learner: LearnerView, t: int) -> None:
         self._store.append({n: p.detach().clone() for n, p in self._adapter(learner).items()})
+        if self._router is not None:
+            self._router.add_task(learner, t)
+            self._router.solve()
+
+    def route_tasks(self, learner: LearnerView, rows: list) -> np.ndarray | None:
+        """The task inferred for each row by the prototype router (None: no router, or
+        nothing stored yet)."""
+        router = self._router
+        if router is None or not self._store:
+            return None
+        x = torch.cat([f for f, _ in router._feature_batches(learner, rows)])
+        scores = router._scores(x)
+        scores[:, router._stats["counts"] == 0] = -torch.inf
+        tasks = np.searchsorted(router._offsets, scores.argmax(1).numpy(), side="right") - 1
+        return tasks.astype(np.int64)
 
     @contextlib.contextmanager
     def task_parameters(self, learner: LearnerView, k: int) -> Iterator[None]:
@@ -86,7 +137,10 @@ class TaskAdapters(Strategy):
                 if t < len(self._store):
                     self._load(learner, self._store[t])
                 return learner.family.predict(learner, t, rows)[0]
-            return self._confidence_rule(learner, t, rows, self._candidates(learner, current))
+            candidates = self._candidates(learner, current)
+            if self._router is not None and len(self._store) > learner.task_index:
+                return self._routed(learner, t, rows, dict(candidates))
+            return self._confidence_rule(learner, t, rows, candidates)
         finally:
             self._load(learner, current)
 
@@ -116,8 +170,26 @@ class TaskAdapters(Strategy):
                 best[i], best_conf[i] = answers[i], conf[i]
         return family.in_task(learner, t, best)
 
+    def _routed(self, learner: LearnerView, t: int, rows: list, adapters: dict) -> Any:
+        """Each row answered by the adapter (and head) of the task the router infers."""
+        family = learner.family
+        tasks = self.route_tasks(learner, rows)
+        assert tasks is not None
+        best: list = [None] * len(rows)
+        for k in np.unique(tasks):
+            idx = np.flatnonzero(tasks == k)
+            self._load(learner, adapters[int(k)])
+            preds, _ = family.predict(learner, t, [rows[i] for i in idx], head=int(k))
+            for i, answer in zip(idx, family.answers(learner, int(k), preds), strict=True):
+                best[i] = answer
+        return family.in_task(learner, t, best)
+
     def state_dict(self) -> dict[str, Any]:
-        return pack({"store": self._store})
+        router = self._router.state_dict() if self._router is not None else {}
+        return pack({"store": self._store, "router": router})
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._store = unpack(state, {"store": []})["store"]
+        saved = unpack(state, {"store": [], "router": {}})
+        self._store = saved["store"]
+        if self._router is not None and saved["router"]:
+            self._router.load_state_dict(saved["router"])

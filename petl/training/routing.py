@@ -8,7 +8,8 @@ that task's label names. Confidence is the family's own measure, as TaskAdapters
 rule uses it: for classification the top softmax probability rescaled by the head's size
 K, (p_max - 1/K) / (1 - 1/K) (so a 2-class head, whose p_max is never below 0.5, competes
 fairly with a 10-class one); for token tasks the mean over a sentence's words of the top
-tag probability. Ties go to the earlier task.
+tag probability. Ties go to the earlier task. A strategy with a task router
+(`TaskAdapters(route="prototype")`: `route_tasks(learner, rows)`) picks the task instead.
 
 Evaluation (the accuracy matrix) does not come here: it keeps each strategy's own rule."""
 
@@ -60,6 +61,10 @@ def predict(learner: Any, rows_of: Any, task: int | None, trained: int) -> list[
         task: The task to ask; None: route over tasks 0..trained.
         trained: The last task trained.
     """
+    if task is None:
+        routed = _routed(learner, rows_of)
+        if routed is not None:
+            return routed
     candidates = [task] if task is not None else list(range(trained + 1))
     best, best_conf = _answers(learner, candidates[0], rows_of(candidates[0]))
     for k in candidates[1:]:
@@ -67,3 +72,20 @@ def predict(learner: Any, rows_of: Any, task: int | None, trained: int) -> list[
         for i in np.flatnonzero(conf > best_conf):  # strictly: ties stay with the earlier
             best[i], best_conf[i] = preds[i], conf[i]
     return best
+
+
+def _routed(learner: Any, rows_of: Any) -> list[Any] | None:
+    """Answers through a strategy's task router, or None when no strategy routes."""
+    for s in learner.strategies:
+        tasks = s.route_tasks(learner, rows_of(0)) if hasattr(s, "route_tasks") else None
+        if tasks is None:
+            continue
+        best: list[Any] = [None] * len(tasks)
+        for k in np.unique(tasks):
+            idx = np.flatnonzero(tasks == k)
+            rows = rows_of(int(k))
+            preds, _ = _answers(learner, int(k), [rows[i] for i in idx])
+            for i, answer in zip(idx, preds, strict=True):
+                best[i] = answer
+        return best
+    return None
