@@ -86,6 +86,12 @@ class TaskAdapters(Strategy):
     def setup(self, learner: LearnerView) -> None:
         self._init = {n: p.detach().clone() for n, p in self._adapter(learner).items()}
         if self._router is not None:
+            if not learner.family.label_per_row:
+                raise ConfigError(
+                    "TaskAdapters(route='prototype') routes on one feature vector per input; "
+                    f"the {learner.family.name!r} family is not supported. Use "
+                    "route='confidence' (the family's own confidence picks the adapter)."
+                )
             if not hasattr(learner.model.backbone, "disable_adapter"):
                 raise ConfigError(
                     "TaskAdapters(route='prototype') routes on the pretrained features, which "

@@ -142,3 +142,9 @@ def test_ewc_fisher_from_the_lm_loss() -> None:
     fisher = empirical_fisher(learner, 0, samples=4)
     assert set(fisher) == set(learner.trainable_parameters())
     assert sum(float(f.sum()) for f in fisher.values()) > 0
+
+
+def test_prototype_routing_refuses_families_without_one_feature_per_input() -> None:
+    learner = generation_learner([petl.TaskAdapters(route="prototype")])
+    with pytest.raises(petl.ConfigError, match="'generation' family is not supported"):
+        learner.fit(gen_stream())
