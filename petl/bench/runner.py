@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import time
+import traceback
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -260,6 +261,8 @@ def run(
             "seed": cell.seed,
             "error": f"{type(err).__name__}: {err}",
         }
+        if not isinstance(err, PetlError):  # a bug, not a bad input: keep where it happened
+            info["traceback"] = "".join(traceback.format_exception(err))
         _write_json(cell_path(out, cell, ".failed.json"), info)
         failures.append(info)
         say(f"FAILED {cell.run.name} seed {cell.seed}: {info['error']}")
@@ -271,7 +274,7 @@ def run(
             try:
                 record = run_cell(config, cell, stream, out, progress)
                 say(_describe(record))
-            except PetlError as err:
+            except Exception as err:  # one cell's crash must not cost the others
                 failed(cell, err)
             bar.update(1)
     else:
@@ -288,7 +291,7 @@ def run(
                 cell = futures[future]
                 try:
                     say(_describe(future.result()))
-                except PetlError as err:
+                except Exception as err:  # one cell's crash must not cost the others
                     failed(cell, err)
                 bar.update(1)
     bar.close()

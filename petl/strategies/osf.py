@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from petl.errors import ConfigError, IncompatibleModelError
+from petl.errors import ConfigError, IncompatibleModelError, TrainingError
 from petl.strategies.base import Strategy
 from petl.strategies.state import pack, unpack
 
@@ -93,6 +93,19 @@ def _install(layer: Any, weight: torch.Tensor, high: tuple, low: tuple) -> None:
     layer._attach_hooks(ADAPTER)
 
 
+def _svd(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """SVD in float64: the residual outside the frozen set has many (near-)zero singular
+    values, on which LAPACK's float32 divide-and-conquer can fail to converge (seen on
+    SmolLM2's q/v after the second task of instr_order2)."""
+    if not torch.isfinite(x).all():
+        raise TrainingError(
+            "OSF: a merged weight holds NaN or inf after the task: training diverged. "
+            "Lower the learning rate (OSF's shipped configs use lr 5e-4) or set max_grad_norm."
+        )
+    u, s, vt = torch.linalg.svd(x.double(), full_matrices=False)
+    return u.to(x.dtype), s.to(x.dtype), vt.to(x.dtype)
+
+
 def grow(
     weight: torch.Tensor, u_high: torch.Tensor, v_high: torch.Tensor, step: int
 ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
@@ -101,7 +114,7 @@ def grow(
     the residual's next directions, projected exactly outside the grown frozen set."""
     w = weight.float()
     residual = _complement(w, u_high, "left")
-    u, s, vt = torch.linalg.svd(residual, full_matrices=False)
+    u, s, vt = _svd(residual)
     rank = min(w.shape) - u_high.shape[1]  # trainable directions before growing
     new_u = torch.linalg.qr(_complement(u[:, :step], u_high, "left")).Q
     new_v = torch.linalg.qr(_complement(vt[:step].T, v_high.T, "left")).Q.T

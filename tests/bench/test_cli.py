@@ -194,3 +194,22 @@ def test_train_set_is_the_bench_override_syntax(tiny_model_dir, tiny_data_dir, t
         err = capsys.readouterr().err
         for fragment in fragments:
             assert fragment in err, (bad, err)
+
+
+@pytest.mark.slow  # a whole (tiny) bench
+def test_a_crashing_cell_does_not_cost_the_others(write_config, tmp_path, capsys, monkeypatch):
+    real_run_cell = runner.run_cell
+
+    def crash_seqlora(config, cell, *args, **kwargs):
+        if cell.key == "seqlora-seed0":
+            raise RuntimeError("boom in a strategy")  # a bug, not a PetlError
+        return real_run_cell(config, cell, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "run_cell", crash_seqlora)
+    assert main(["bench", write_config(), "--no-progress"]) == 1  # the failure is not silent
+    out = tmp_path / "out"
+    assert (out / "cells" / "lora-replay-seed0.json").exists()  # the next cell still ran
+    failed = json.loads((out / "cells" / "seqlora-seed0.failed.json").read_text())
+    assert failed["error"] == "RuntimeError: boom in a strategy"
+    assert "crash_seqlora" in failed["traceback"]  # where it happened, for the bug report
+    assert "1 cell(s) failed" in capsys.readouterr().err

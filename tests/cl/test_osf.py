@@ -158,3 +158,20 @@ def test_killed_osf_run_resumes_to_the_same_matrix(tmp_path) -> None:
 def test_osf_refuses_strategies_that_keep_parameter_copies() -> None:
     with pytest.raises(ConfigError, match="OSF cannot be combined with ewc"):
         run([OSF(), petl.EWC()], "osf", interference_records(n_first=4, n_later=4, n_test=2))
+
+
+def test_grow_refuses_a_diverged_weight_and_splits_a_rank_deficient_one() -> None:
+    from petl.errors import TrainingError
+    from petl.strategies.osf import grow
+
+    gen = torch.Generator().manual_seed(0)
+    u_high = torch.linalg.qr(torch.randn(16, 4, generator=gen)).Q
+    v_high = torch.linalg.qr(torch.randn(16, 4, generator=gen)).Q.T
+    weight = u_high @ torch.randn(4, 16, generator=gen)  # all in the frozen set: residual 0
+    (grown_u, grown_v), (u_low, s_low, v_low) = grow(weight, u_high, v_high, step=2)
+    assert grown_u.shape == (16, 6) and grown_v.shape == (6, 16)
+    assert torch.isfinite(u_low).all() and torch.isfinite(s_low).all()
+    torch.testing.assert_close(grown_u.T @ grown_u, torch.eye(6), atol=1e-5, rtol=0)
+    weight[3, 5] = float("nan")
+    with pytest.raises(TrainingError, match="Lower the learning rate"):
+        grow(weight, u_high, v_high, step=2)
