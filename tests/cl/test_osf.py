@@ -169,6 +169,7 @@ def test_grow_refuses_a_diverged_weight_and_splits_a_rank_deficient_one() -> Non
     v_high = torch.linalg.qr(torch.randn(16, 4, generator=gen)).Q.T
     weight = u_high @ torch.randn(4, 16, generator=gen)  # all in the frozen set: residual 0
     (grown_u, grown_v), (u_low, s_low, v_low) = grow(weight, u_high, v_high, step=2)
+    assert torch.isfinite(v_low).all()
     assert grown_u.shape == (16, 6) and grown_v.shape == (6, 16)
     assert torch.isfinite(u_low).all() and torch.isfinite(s_low).all()
     torch.testing.assert_close(grown_u.T @ grown_u, torch.eye(6), atol=1e-5, rtol=0)
