@@ -8,8 +8,8 @@ infers the task from the frozen pretrained features, as S-Prompts (Wang et al., 
 head (shared-covariance Gaussians, petl.FeCAM) over every (task, label) pair seen, fitted
 from one adapter-free forward pass over each task's training rows and keeping no example;
 the task of the best-scoring pair picks the adapter, whose own head answers. The default,
-`route="confidence"`, needs no pretrained features (it works with full fine-tuning): every stored adapter
-scores the example with its own head, and the adapter whose softmax is most confident
+`route="confidence"`, needs no pretrained features (it works with full fine-tuning): every
+stored adapter scores the example with its own head, and the adapter whose softmax is most confident
 gives the prediction. Confidence is the top probability rescaled by the head's size K,
 (p_max - 1/K) / (1 - 1/K), from 0 (uniform) to 1 (certain), so that heads with different
 numbers of classes compete fairly (a raw 2-class p_max is never below 0.5, a 14-class one
@@ -46,7 +46,8 @@ ROUTES = ("confidence", "prototype")
 
 
 class TaskAdapters(Strategy):
-    """A new adapter and head per task; routing by task id or by confidence."""
+    """A new adapter and head per task; routing by task id, by confidence or by a
+    prototype router on pretrained features."""
 
     name = "task_adapters"
     # earlier tasks' heads belong to their stored adapters: each task its own, frozen after
