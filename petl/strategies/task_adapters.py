@@ -69,6 +69,8 @@ class TaskAdapters(Strategy):
         self._init: dict[str, torch.Tensor] = {}
         self._store: list[dict[str, torch.Tensor]] = []
         self._router: FeCAM | None = None
+        # pretrained features of evaluated rows: adapter-free, so they never change
+        self._features: dict[tuple[int, str], torch.Tensor] = {}
         if route == "prototype":
             self._router = FeCAM(shrink=router_shrink)
             self._router._pretrained_only = True
@@ -112,17 +114,23 @@ class TaskAdapters(Strategy):
             self._router.add_task(learner, t)
             self._router.solve()
 
-    def route_tasks(self, learner: LearnerView, rows: list) -> np.ndarray | None:
+    def route_tasks(
+        self, learner: LearnerView, rows: list, features: torch.Tensor | None = None
+    ) -> np.ndarray | None:
         """The task inferred for each row by the prototype router (None: no router, or
-        nothing stored yet)."""
+        nothing stored yet); `features`: the rows' pretrained features, when known."""
         router = self._router
         if router is None or not self._store:
             return None
-        x = torch.cat([f for f, _ in router._feature_batches(learner, rows)])
+        x = features if features is not None else self._pretrained_features(learner, rows)
         scores = router._scores(x)
         scores[:, router._stats["counts"] == 0] = -torch.inf
         tasks = np.searchsorted(router._offsets, scores.argmax(1).numpy(), side="right") - 1
         return tasks.astype(np.int64)
+
+    def _pretrained_features(self, learner: LearnerView, rows: list) -> torch.Tensor:
+        assert self._router is not None
+        return torch.cat([f for f, _ in self._router._feature_batches(learner, rows)])
 
     @contextlib.contextmanager
     def task_parameters(self, learner: LearnerView, k: int) -> Iterator[None]:
@@ -146,7 +154,10 @@ class TaskAdapters(Strategy):
                 return learner.family.predict(learner, t, rows)[0]
             candidates = self._candidates(learner, current)
             if self._router is not None and len(self._store) > learner.task_index:
-                return self._routed(learner, t, rows, dict(candidates))
+                key = (t, split)
+                if key not in self._features or len(self._features[key]) != len(rows):
+                    self._features[key] = self._pretrained_features(learner, rows)
+                return self._routed(learner, t, rows, dict(candidates), self._features[key])
             return self._confidence_rule(learner, t, rows, candidates)
         finally:
             self._load(learner, current)
@@ -177,10 +188,12 @@ class TaskAdapters(Strategy):
                 best[i], best_conf[i] = answers[i], conf[i]
         return family.in_task(learner, t, best)
 
-    def _routed(self, learner: LearnerView, t: int, rows: list, adapters: dict) -> Any:
+    def _routed(
+        self, learner: LearnerView, t: int, rows: list, adapters: dict, features: torch.Tensor
+    ) -> Any:
         """Each row answered by the adapter (and head) of the task the router infers."""
         family = learner.family
-        tasks = self.route_tasks(learner, rows)
+        tasks = self.route_tasks(learner, rows, features)
         assert tasks is not None
         best: list = [None] * len(rows)
         for k in np.unique(tasks):

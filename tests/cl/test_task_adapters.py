@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -148,6 +149,27 @@ def test_prototype_router_finds_each_inputs_task(tok: Any) -> None:
     # Learner.predict without task= goes through the same router: label names of the task
     texts = [r["text"] for r in _stream_records()["t2"]["test"][:4]]
     assert set(lrn.predict(texts)) <= {"L4", "L5"}
+
+
+def test_prototype_router_computes_each_evaluated_rows_features_once(tok: Any) -> None:
+    lrn = _routed_learner(tok, "prototype", epochs=1)
+    adapters = lrn.strategies[0]
+    real, calls = adapters._pretrained_features, []
+
+    def counted(learner: Any, rows: list) -> Any:
+        calls.append(len(rows))
+        return real(learner, rows)
+
+    adapters._pretrained_features = counted  # type: ignore[method-assign]
+    lrn.fit(_stream())
+    # routed evaluations after tasks 0, 1 and 2 cover 3 test splits: one pass each
+    assert sorted(adapters._features) == [(0, "test"), (1, "test"), (2, "test")]
+    assert len(calls) == 3
+    for (t, split), cached in adapters._features.items():
+        rows = lrn.rows(t, split)
+        fresh = adapters.route_tasks(lrn, rows)
+        assert fresh is not None
+        np.testing.assert_array_equal(adapters.route_tasks(lrn, rows, cached), fresh)
 
 
 def _stream_records() -> dict[str, Any]:
