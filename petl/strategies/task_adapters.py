@@ -69,8 +69,9 @@ class TaskAdapters(Strategy):
         self._init: dict[str, torch.Tensor] = {}
         self._store: list[dict[str, torch.Tensor]] = []
         self._router: FeCAM | None = None
-        # pretrained features of evaluated rows: adapter-free, so they never change
-        self._features: dict[tuple[int, str], torch.Tensor] = {}
+        # pretrained features of evaluated rows: adapter-free, so they never change; kept
+        # with the rows list they came from (a new stream's rows are a new list)
+        self._features: dict[tuple[int, str], tuple[list, torch.Tensor]] = {}
         if route == "prototype":
             self._router = FeCAM(shrink=router_shrink)
             self._router._pretrained_only = True
@@ -154,10 +155,13 @@ class TaskAdapters(Strategy):
                 return learner.family.predict(learner, t, rows)[0]
             candidates = self._candidates(learner, current)
             if self._router is not None and len(self._store) > learner.task_index:
-                key = (t, split)
-                if key not in self._features or len(self._features[key]) != len(rows):
-                    self._features[key] = self._pretrained_features(learner, rows)
-                return self._routed(learner, t, rows, dict(candidates), self._features[key])
+                cached = self._features.get((t, split))
+                if cached is None or cached[0] is not rows:
+                    cached = self._features[t, split] = (
+                        rows,
+                        self._pretrained_features(learner, rows),
+                    )
+                return self._routed(learner, t, rows, dict(candidates), cached[1])
             return self._confidence_rule(learner, t, rows, candidates)
         finally:
             self._load(learner, current)

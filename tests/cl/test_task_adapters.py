@@ -165,11 +165,19 @@ def test_prototype_router_computes_each_evaluated_rows_features_once(tok: Any) -
     # routed evaluations after tasks 0, 1 and 2 cover 3 test splits: one pass each
     assert sorted(adapters._features) == [(0, "test"), (1, "test"), (2, "test")]
     assert len(calls) == 3
-    for (t, split), cached in adapters._features.items():
+    for (t, split), (cached_rows, cached) in adapters._features.items():
         rows = lrn.rows(t, split)
+        assert cached_rows is rows
         fresh = adapters.route_tasks(lrn, rows)
         assert fresh is not None
+        # task ids (integers) from the same feature code on the same rows: equal exactly
         np.testing.assert_array_equal(adapters.route_tasks(lrn, rows, cached), fresh)
+    # other rows under the same (task, split) key (a new stream) are not served stale
+    other = lrn.rows(0, "test")[:5]
+    lrn._rows[0]["test"] = other
+    before = len(calls)
+    adapters.predict(lrn, 0, "test")
+    assert len(calls) == before + 1 and adapters._features[0, "test"][0] is other
 
 
 def _stream_records() -> dict[str, Any]:
