@@ -49,7 +49,8 @@ class TrainConfig:
         scheduler: A transformers scheduler name: linear, cosine, constant, ...
         grad_accum: Micro-batches per optimizer step.
         max_grad_norm: Gradient clipping norm; None disables clipping.
-        mixed_precision: "no", "bf16" or "fp16" (passed to Accelerate).
+        mixed_precision: "no", "bf16" or "fp16" (passed to Accelerate); "no" takes the
+            launcher's (`accelerate launch --mixed_precision`) when there is one.
         max_length: Token limit per example.
         early_stopping_patience: Epochs without validation improvement before a task stops
             (the best epoch's weights are restored); None trains every epoch.

@@ -41,8 +41,7 @@ def make_accelerator(given: Any, config: TrainConfig) -> Any:
         from accelerate import Accelerator
         from accelerate.utils import DataLoaderConfiguration
 
-        # "no" (the default) defers to the launcher (--mixed_precision, config file)
-        precision = None if config.mixed_precision == "no" else config.mixed_precision
+        precision = _precision(config)
         acc = Accelerator(
             mixed_precision=precision,
             dataloader_config=DataLoaderConfiguration(split_batches=True),
@@ -53,6 +52,44 @@ def make_accelerator(given: Any, config: TrainConfig) -> Any:
     if acc.num_processes > 1:
         _register_teardown()
     return acc
+
+
+def _precision(config: TrainConfig) -> str:
+    """The precision to build the Accelerator with: TrainConfig's, or for "no" (the default)
+    the launcher's (`accelerate launch --mixed_precision` or its config file set
+    ACCELERATE_MIXED_PRECISION), else "no".
+
+    Accelerate keeps one process-wide state and silently hands a later `Accelerator()` the
+    precision of the first one made; an earlier TRL or transformers Trainer in the same
+    process (TRL's SFTConfig defaults to bf16) would make a petl run asked for fp32 train in
+    bf16. In one process that state is reset to what petl was asked for, as transformers'
+    TrainingArguments does; across launched processes a disagreement is an error."""
+    from accelerate.state import AcceleratorState
+
+    precision = config.mixed_precision
+    if precision == "no":
+        precision = os.environ.get("ACCELERATE_MIXED_PRECISION", "no").lower()
+    live = AcceleratorState._shared_state.get("_mixed_precision")
+    deepspeed = "DEEPSPEED" in str(AcceleratorState._shared_state.get("distributed_type"))
+    if live is None or live == precision or deepspeed:  # DeepSpeed's config owns precision
+        return precision
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError(
+            f"An Accelerator made earlier in this process runs mixed_precision={live!r} but "
+            f"TrainConfig asks for {precision!r}; set TrainConfig.mixed_precision={live!r} or "
+            "pass that Accelerator as Learner(accelerator=...)."
+        )
+    import warnings
+
+    warnings.warn(
+        f"An Accelerator made earlier in this process (a Trainer's, or your own) left "
+        f"accelerate's process-wide state at mixed_precision={live!r}; petl resets it to "
+        f"{precision!r} as TrainConfig asks. To train under that Accelerator instead, pass it "
+        "as Learner(accelerator=...).",
+        stacklevel=4,
+    )
+    AcceleratorState._reset_state()
+    return precision
 
 
 def enable_checkpointing(model: nn.Module) -> None:

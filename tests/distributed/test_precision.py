@@ -80,3 +80,28 @@ def test_gradient_checkpointing_recomputes_and_matches(fresh_accelerate_state):
     assert sum(calls) == 2 * learner.global_step
     # recomputation changes nothing numerically (no dropout in this model)
     np.testing.assert_allclose(checkpointed.accuracy, plain.accuracy, atol=1e-6)
+
+
+def test_an_earlier_accelerators_precision_does_not_leak_into_petl(fresh_accelerate_state):
+    """accelerate's state is process-wide: a Trainer made earlier in the process (TRL's
+    SFTConfig defaults to bf16) would otherwise make a run asked for fp32 train in bf16."""
+    from accelerate import Accelerator
+
+    Accelerator(mixed_precision="bf16", cpu=True)
+    learner = _learner()
+    with pytest.warns(UserWarning, match="resets it to 'no'"):
+        learner.setup(cl_worker.make_stream("class"))
+    assert learner.accelerator.mixed_precision == "no"
+    again = _learner(mixed_precision="bf16")  # each run gets what it asks for
+    with pytest.warns(UserWarning, match="resets it to 'bf16'"):
+        again.setup(cl_worker.make_stream("class"))
+    assert again.accelerator.mixed_precision == "bf16"
+
+
+def test_the_launchers_precision_is_taken_when_the_config_leaves_it(
+    fresh_accelerate_state, monkeypatch
+):
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")  # as `accelerate launch` sets it
+    learner = _learner()
+    learner.setup(cl_worker.make_stream("class"))
+    assert learner.accelerator.mixed_precision == "bf16"
