@@ -56,6 +56,9 @@ class SLCA(Strategy):
         temperature: Logit-normalisation temperature of the alignment loss (paper: 0.1).
         cov_eps: Added to each class covariance's diagonal, relative to its mean
             variance, so that it is positive definite with fewer examples than features.
+        cov_shrink: Weight of the shared (pooled within-class) covariance in each class's
+            sampling covariance, `(1 - cov_shrink) cov_c + cov_shrink S` (0: the paper's
+            per-class covariances).
     """
 
     name = "slca"
@@ -68,7 +71,11 @@ class SLCA(Strategy):
         ca_lr: float = 0.01,
         temperature: float = 0.1,
         cov_eps: float = 1e-4,
+        cov_shrink: float = 0.0,
     ) -> None:
+        if not 0 <= cov_shrink <= 1:
+            raise ConfigError(f"SLCA cov_shrink must be in [0, 1], got {cov_shrink!r}.")
+        self.cov_shrink = cov_shrink
         if not lr_scale > 0 or not ca_lr > 0 or not temperature > 0 or cov_eps < 0:
             raise ConfigError(
                 "SLCA needs lr_scale > 0, ca_lr > 0, temperature > 0 and cov_eps >= 0; got "
@@ -120,13 +127,16 @@ class SLCA(Strategy):
 
     # ---- statistics ---------------------------------------------------------------------
     def gaussians(self) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
-        """Column -> (mean, covariance) of every class with at least one example."""
+        """Column -> (mean, covariance) of every class with at least one example; each
+        covariance shrunk by `cov_shrink` toward the pooled within-class one."""
+        seen = torch.nonzero(self._count).flatten().tolist()
+        means = {c: self._sum[c] / self._count[c] for c in seen}
+        scatter = {c: self._outer[c] - self._count[c] * torch.outer(m, m) for c, m in means.items()}
+        pooled = sum(scatter.values()) / max(float(self._count.sum()) - len(seen), 1.0)
         out = {}
-        for c in torch.nonzero(self._count).flatten().tolist():
-            n = self._count[c]
-            mean = self._sum[c] / n
-            cov = (self._outer[c] - n * torch.outer(mean, mean)) / max(float(n) - 1, 1.0)
-            out[c] = (mean, cov)
+        for c in seen:
+            cov = scatter[c] / max(float(self._count[c]) - 1, 1.0)
+            out[c] = (means[c], (1 - self.cov_shrink) * cov + self.cov_shrink * pooled)
         return out
 
     def align(self, learner: LearnerView, t: int) -> None:

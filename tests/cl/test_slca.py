@@ -84,6 +84,12 @@ def test_statistics_equal_a_one_shot_fit_across_tasks(tok: Any) -> None:
         torch.testing.assert_close(mean, x.mean(0), rtol=1e-10, atol=1e-12)
         torch.testing.assert_close(cov, torch.cov(x.T), rtol=1e-8, atol=1e-12)  # float64 sums
     assert s._count.tolist() == [32.0, 32.0]
+    # cov_shrink blends each class's covariance with the pooled within-class one
+    x0, x1 = (feats[labels == c] for c in (0, 1))
+    pooled = (torch.cov(x0.T) * 31 + torch.cov(x1.T) * 31) / 62
+    s.cov_shrink = 0.5
+    for c, (_, cov) in s.gaussians().items():
+        torch.testing.assert_close(cov, 0.5 * torch.cov((x0, x1)[c].T) + 0.5 * pooled)
 
 
 @pytest.mark.parametrize("scenario", ["task", "domain"])
@@ -114,3 +120,5 @@ def test_bad_settings_name_the_setting() -> None:
         petl.SLCA(lr_scale=0)
     with pytest.raises(petl.ConfigError, match="ca_samples"):
         petl.SLCA(ca_samples=0)
+    with pytest.raises(petl.ConfigError, match="cov_shrink"):
+        petl.SLCA(cov_shrink=1.5)
