@@ -39,6 +39,7 @@ ST_MODES = (
     ("pooling_mode_lasttoken", "last"),
 )
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "pixel_values")
+LAYER_CHOICES = ("last", "all")
 
 
 def check_pooling(pooling: str) -> None:
@@ -127,25 +128,81 @@ def freeze_unused_pooler(backbone: Any, pooling: str) -> list[str]:
     return frozen
 
 
+LayerSpec = str | Sequence[int]
+
+
+def check_layers(layers: Any) -> None:
+    """Raises ConfigError unless `layers` is "last", "all" or a non-empty list of ints."""
+    if isinstance(layers, str):
+        ok = layers in LAYER_CHOICES
+    else:
+        ok = (
+            isinstance(layers, Sequence)
+            and len(layers) > 0
+            and all(isinstance(i, int) and not isinstance(i, bool) for i in layers)
+        )
+    if not ok:
+        raise ConfigError(
+            f"layers must be 'last', 'all' or a non-empty list of hidden-state indices "
+            f"(0 = embeddings, 1..L = transformer layers, -1 = the last), got {layers!r}."
+        )
+
+
+def select_layers(layers: LayerSpec, count: int) -> list[int]:
+    """Indices into a model's `hidden_states` (embeddings + `count - 1` layers) that
+    `layers` names; "all" is every transformer layer (the embeddings are left out)."""
+    if isinstance(layers, str):
+        return [count - 1] if layers == "last" else list(range(1, count))
+    picked: list[int] = []
+    for i in layers:
+        if not -count <= i < count:
+            raise ConfigError(
+                f"layers asks for hidden state {i}, but the model has {count} (0 = embeddings, "
+                f"1..{count - 1} = its transformer layers; -1 = the last)."
+            )
+        picked.append(i % count)
+    return picked
+
+
 def backbone_features(
-    backbone: Any, batch: dict[str, torch.Tensor], pooling: str = "head"
+    backbone: Any,
+    batch: dict[str, torch.Tensor],
+    pooling: str = "head",
+    layers: LayerSpec = "last",
 ) -> torch.Tensor:
     """Features of a batch: the output of the backbone whose final layer is Identity
-    ("head"), or its last hidden states pooled over the attention mask."""
+    ("head"), or its last hidden states pooled over the attention mask: [B, H].
+
+    With `layers` other than "last" the result is [B, k, H]: each named hidden state pooled
+    the same way (under "head" pooling the last layer is the head's input and earlier
+    layers are mean-pooled, since they have no pooler of their own)."""
     inputs = {k: v for k, v in batch.items() if k in MODEL_INPUTS}
-    if pooling == "head":
+    if pooling == "head" and layers == "last":
         return backbone(**inputs).logits
     out = backbone(**inputs, output_hidden_states=True)
-    return pool(out.hidden_states[-1], batch["attention_mask"], pooling)
+    if layers == "last":
+        return pool(out.hidden_states[-1], batch["attention_mask"], pooling)
+    states = out.hidden_states
+    mask = batch.get("attention_mask")
+    if mask is None:  # images: every position counts
+        mask = torch.ones(states[0].shape[:2], dtype=torch.long, device=states[0].device)
+    parts = []
+    for i in select_layers(layers, len(states)):
+        if pooling == "head" and i == len(states) - 1:
+            parts.append(out.logits)
+        else:
+            parts.append(pool(states[i], mask, "mean" if pooling == "head" else pooling))
+    return torch.stack(parts, 1)
 
 
 def iter_features(
-    learner: Any, rows: Sequence[Any], pretrained: bool = False
+    learner: Any, rows: Sequence[Any], pretrained: bool = False, layers: LayerSpec = "last"
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(features [B, H] float32 on CPU, labels [B]) of `rows`, batch by batch, in row order,
     gathered from every process (each process computes part of each batch; every process
     receives all of it). Eval mode, no gradient. With `pretrained`, the PEFT adapters are
-    disabled for the pass (the features of the pretrained backbone)."""
+    disabled for the pass (the features of the pretrained backbone). With `layers` other
+    than "last", features are [B, k, H], one pooled vector per named hidden state."""
     if not rows:
         return
     model = learner.model
@@ -163,7 +220,7 @@ def iter_features(
         model.eval()
         try:
             with torch.no_grad(), adapters_disabled(model.backbone, pretrained), acc.autocast():
-                feats = model.features(batch)
+                feats = model.features(batch) if layers == "last" else model.features(batch, layers)
             feats = acc.gather_for_metrics(feats.float().contiguous()).cpu()
             labels = acc.gather_for_metrics(batch["labels"].contiguous()).cpu()
         finally:
@@ -171,9 +228,12 @@ def iter_features(
         yield feats, labels
 
 
-def features_for(learner: Any, rows: Sequence[Any], pretrained: bool = False) -> torch.Tensor:
-    """All features of `rows` as one [N, H] float32 CPU tensor (see `iter_features`)."""
-    parts = [f for f, _ in iter_features(learner, rows, pretrained)]
+def features_for(
+    learner: Any, rows: Sequence[Any], pretrained: bool = False, layers: LayerSpec = "last"
+) -> torch.Tensor:
+    """All features of `rows` as one [N, H] (or [N, k, H]) float32 CPU tensor (see
+    `iter_features`)."""
+    parts = [f for f, _ in iter_features(learner, rows, pretrained, layers)]
     if not parts:
         return torch.zeros(0, 0)
     return torch.cat(parts)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -125,12 +126,13 @@ class ClassifierModel(nn.Module):
         self.heads = heads
         self.pooling = "head"  # petl.features: what the heads see; the family may set it
 
-    def features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def features(self, batch: dict[str, torch.Tensor], layers: Any = "last") -> torch.Tensor:
         """The feature vector the heads score: [B, H] (per token [B, L, H] for "head" on
-        token classifiers), pooled as `self.pooling` says (see petl.features)."""
+        token classifiers), pooled as `self.pooling` says (see petl.features); with
+        `layers` (statistic heads), [B, k, H] from the named hidden states."""
         from petl.features import backbone_features
 
-        return backbone_features(self.backbone, batch, self.pooling)
+        return backbone_features(self.backbone, batch, self.pooling, layers)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         # Kept for strategies that read other heads' outputs (LwF) without a second pass.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from petl.errors import ConfigError
+from petl.features import LayerSpec
 from petl.strategies.stat_heads import StatisticHead, class_means
 
 COVARIANCES = ("shared", "class")
@@ -21,16 +22,24 @@ class FeCAM(StatisticHead):
             class's own covariance, shrunk halfway toward the shared one, scored by
             Mahalanobis distance plus log-determinant (FeCAM's class-wise form).
         shrink: Weight of the isotropic target in `(1 - shrink) S + shrink (tr S / d) I`.
+        layers: Hidden states whose pooled features are concatenated (each L2-normalised):
+            "all" (default: every transformer layer; better than the last layer alone on
+            all four streams measured, docs/strategies.md "Features from every layer"),
+            "last", or a list of indices (0 = embeddings, -1 = last).
 
     State: class sums and counts, plus one d x d second moment ("shared") or one per
-    class ("class"): (C d + d^2) or (C d + C d^2) floats.
+    class ("class"): (C d + d^2) or (C d + C d^2) floats, d being the feature width times
+    the number of layers (MiniLM, all 6 layers: d = 2304, d^2 = 5.3 M; with "class"
+    covariances pass layers="last" unless C d^2 floats fit your memory).
     """
 
     name = "fecam"
     STATS = ("counts", "sums", "moments")
 
-    def __init__(self, covariance: str = "shared", shrink: float = 0.5) -> None:
-        super().__init__()
+    def __init__(
+        self, covariance: str = "shared", shrink: float = 0.5, layers: LayerSpec = "all"
+    ) -> None:
+        super().__init__(layers)
         if covariance not in COVARIANCES:
             raise ConfigError(
                 f"FeCAM covariance must be one of {', '.join(COVARIANCES)}, got {covariance!r}."
@@ -63,17 +72,19 @@ class FeCAM(StatisticHead):
         counts, sums = self._stats["counts"], self._stats["sums"]
         means = class_means(sums, counts)
         seen = counts > 0
-        outer = counts[:, None, None] * means.unsqueeze(2) * means.unsqueeze(1)  # n mu mu'
         moments = self._stats["moments"]
         total = moments.sum(0) if self.covariance == "class" else moments
         dof = max(float(counts.sum() - seen.sum()), 1.0)
-        shared = self._shrunk((total - outer.sum(0)) / dof)
+        between = (means.T * counts) @ means  # sum_c n_c mu_c mu_c', without C d x d blocks
+        shared = self._shrunk((total - between) / dof)
         self._means = means
         if self.covariance == "shared":
-            precision = torch.linalg.inv(shared)
-            self._weights = means @ precision  # LDA: x' P mu - mu' P mu / 2
+            # LDA: x' P mu - mu' P mu / 2, P mu by a Cholesky solve (5x faster than the
+            # inverse at the d = 4608 of APER on every MiniLM layer)
+            self._weights = _spd_solve(shared, means.T).T
             self._bias = -0.5 * (self._weights * means).sum(1)
             return
+        outer = counts[:, None, None] * means.unsqueeze(2) * means.unsqueeze(1)  # n mu mu'
         covs = (moments - outer) / (counts - 1).clamp(min=1)[:, None, None]
         covs = 0.5 * covs + 0.5 * shared
         covs[~seen] = shared
@@ -86,3 +97,12 @@ class FeCAM(StatisticHead):
         diff = x.unsqueeze(1) - self._means.unsqueeze(0)  # [N, C, d]
         maha = torch.einsum("ncd,cde,nce->nc", diff, self._precisions, diff)
         return -maha - self._logdets
+
+
+def _spd_solve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a^-1 b for a symmetric positive definite `a` (a shrunk covariance is one whenever
+    its trace is positive); a general solve when rounding broke the Cholesky factor."""
+    factor, info = torch.linalg.cholesky_ex(a)
+    if int(info) == 0:
+        return torch.cholesky_solve(b, factor)
+    return torch.linalg.solve(a, b)

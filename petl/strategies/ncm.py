@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from petl.features import LayerSpec
 from petl.strategies.stat_heads import StatisticHead, class_means
 
 
@@ -20,6 +21,14 @@ class NCM(StatisticHead):
 
     name = "ncm"
     STATS = ("counts", "sums")
+
+    def __init__(self, layers: LayerSpec = "last") -> None:
+        """Args:
+        layers: Hidden states whose pooled features are compared: "last" (default: the
+            sentence embedding; cosine to class means over every layer was worse on three
+            of four streams, docs/strategies.md), "all" or a list of indices.
+        """
+        super().__init__(layers)
 
     def _init(self, dim: int) -> None:
         super()._init(dim)

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from petl.features import features_for, iter_features
+from petl.errors import ConfigError
+from petl.features import LayerSpec, check_layers, features_for, iter_features
 from petl.strategies.base import Strategy
 from petl.strategies.protocol import Capabilities
 
@@ -46,7 +47,9 @@ class StatisticHead(Strategy):
     # the statistics' names, in state_dict; subclasses list theirs
     STATS: tuple[str, ...] = ()
 
-    def __init__(self) -> None:
+    def __init__(self, layers: LayerSpec = "last") -> None:
+        check_layers(layers)
+        self.layers = layers if isinstance(layers, str) else [int(i) for i in layers]
         self._stats: dict[str, torch.Tensor] = {}
         self._seen: list[int] = []
         self._cache: dict[tuple[int, str], tuple[int, torch.Tensor]] = {}
@@ -57,6 +60,12 @@ class StatisticHead(Strategy):
 
     # ---- class keys -----------------------------------------------------------------------
     def setup(self, learner: LearnerView) -> None:
+        if not learner.family.label_per_row:
+            raise ConfigError(
+                f"{type(self).__name__} classifies one feature vector per input; the "
+                f"{learner.family.name!r} family is not supported. Use the classification "
+                "family (or a trained-head strategy such as petl.Replay for this family)."
+            )
         stream = learner.stream
         self._per_task = bool(getattr(learner, "per_task_heads", False))
         if self._per_task:
@@ -80,24 +89,21 @@ class StatisticHead(Strategy):
 
     # ---- features -------------------------------------------------------------------------
     def _feature_batches(self, learner: LearnerView, rows: Any):
-        """(normalised features, labels) batches: each part L2-normalised, then the whole."""
+        """(normalised features, labels) batches: each part (each layer; adapted and
+        pretrained) L2-normalised, then the whole."""
         if not self._pretrained_too:
-            for x, y in iter_features(learner, rows, pretrained=self._pretrained_only):
-                yield F.normalize(x.double(), dim=-1), y
+            for x, y in iter_features(
+                learner, rows, pretrained=self._pretrained_only, layers=self.layers
+            ):
+                yield _unit(x), y
             return
         # The two passes run one after the other, a chunk of rows at a time: Accelerate
         # tracks one active data loader for gather_for_metrics, so they cannot interleave.
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start : start + CHUNK]
-            pairs = list(iter_features(learner, chunk))
-            pretrained = features_for(learner, chunk, pretrained=True)
-            x = torch.cat(
-                [
-                    F.normalize(torch.cat([p for p, _ in pairs]).double(), dim=-1),
-                    F.normalize(pretrained.double(), dim=-1),
-                ],
-                1,
-            )
+            pairs = list(iter_features(learner, chunk, layers=self.layers))
+            pretrained = features_for(learner, chunk, pretrained=True, layers=self.layers)
+            x = torch.cat([_unit(torch.cat([p for p, _ in pairs])), _unit(pretrained)], 1)
             yield F.normalize(x, dim=-1), torch.cat([y for _, y in pairs])
 
     def _init(self, dim: int) -> None:
@@ -188,6 +194,15 @@ class StatisticHead(Strategy):
     def state_floats(self) -> int:
         """Size of the kept state, in floats (independent of the examples seen)."""
         return sum(v.numel() for v in self._stats.values())
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    """float64 features [B, d] with unit norm; [B, k, d] (k layers): each layer normalised,
+    then concatenated, so that no layer outweighs another by its scale."""
+    x = x.double()
+    if x.dim() == 3:
+        x = F.normalize(x, dim=-1).flatten(1)
+    return F.normalize(x, dim=-1)
 
 
 def class_means(sums: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:

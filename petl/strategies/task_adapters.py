@@ -73,7 +73,8 @@ class TaskAdapters(Strategy):
         # with the rows list they came from (a new stream's rows are a new list)
         self._features: dict[tuple[int, str], tuple[list, torch.Tensor]] = {}
         if route == "prototype":
-            self._router = FeCAM(shrink=router_shrink)
+            # routed on the sentence embedding, as measured (docs/continual-learning.md)
+            self._router = FeCAM(shrink=router_shrink, layers="last")
             self._router._pretrained_only = True
 
     def _adapter(self, learner: LearnerView) -> dict[str, torch.nn.Parameter]:

@@ -54,7 +54,10 @@ def test_incremental_statistics_equal_the_one_shot_fit(tok: Any, kind: str) -> N
     xs, keys, held = [], [], []
     for t in range(len(lrn.stream)):
         rows = lrn.rows(t, "train")
-        xs.append(torch.nn.functional.normalize(features_for(lrn, rows).double(), dim=-1))
+        x = features_for(lrn, rows, layers=once.layers).double()
+        if x.dim() == 3:  # [N, layers, H]: each layer unit-norm, then the concatenation
+            x = torch.nn.functional.normalize(x, dim=-1).flatten(1)
+        xs.append(torch.nn.functional.normalize(x, dim=-1))
         keys.append(torch.tensor([r.label for r in rows]))
         held.append(once.held_out(lrn, t, len(rows)))
     once.add_features(torch.cat(xs), torch.cat(keys), torch.cat(held))

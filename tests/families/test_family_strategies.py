@@ -148,3 +148,10 @@ def test_prototype_routing_refuses_families_without_one_feature_per_input() -> N
     learner = generation_learner([petl.TaskAdapters(route="prototype")])
     with pytest.raises(petl.ConfigError, match="'generation' family is not supported"):
         learner.fit(gen_stream())
+
+
+@pytest.mark.parametrize("head", [petl.NCM, petl.FeCAM, petl.RanPAC])
+def test_statistic_heads_refuse_families_without_one_feature_per_input(head: type) -> None:
+    learner = generation_learner([head()])
+    with pytest.raises(petl.ConfigError, match="'generation' family is not supported"):
+        learner.fit(gen_stream())
