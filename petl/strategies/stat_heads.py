@@ -51,6 +51,7 @@ class StatisticHead(Strategy):
         check_layers(layers)
         self.layers = layers if isinstance(layers, str) else [int(i) for i in layers]
         self._stats: dict[str, torch.Tensor] = {}
+        self._dim: int | None = None  # width of the features the statistics were built on
         self._seen: list[int] = []
         self._cache: dict[tuple[int, str], tuple[int, torch.Tensor]] = {}
         self._pretrained_too = False  # APER: pretrained features concatenated
@@ -134,6 +135,8 @@ class StatisticHead(Strategy):
         the rows kept apart to choose hyper-parameters). Call `solve()` afterwards."""
         if not self._stats:
             self._init(x.shape[1])
+            self._dim = int(x.shape[1])
+        self._check_width(x)
         self._stats["counts"] += torch.bincount(keys, minlength=self.num_classes).double()
         self._accumulate(x, keys, held)
 
@@ -160,6 +163,7 @@ class StatisticHead(Strategy):
             self._cache[key] = (learner.global_step, x)
         if not len(x):
             return np.zeros(0, dtype=np.int64)
+        self._check_width(x)
         candidates = self._candidates(t)
         scores = self._scores(x)[:, candidates]
         keys = candidates[scores.argmax(1)]
@@ -177,11 +181,24 @@ class StatisticHead(Strategy):
         raise NotImplementedError
 
     # ---- checkpoints ----------------------------------------------------------------------
+    def _check_width(self, x: torch.Tensor) -> None:
+        """Statistics of d-wide features cannot score e-wide ones (RanPAC would silently
+        draw another projection): say which setting differs."""
+        if self._dim is not None and x.shape[1] != self._dim:
+            raise ConfigError(
+                f"{type(self).__name__}'s statistics were built on {self._dim}-wide features, "
+                f"but these features are {x.shape[1]} wide (layers={self.layers!r}). The head "
+                "must read the layers (and model) it was fitted with: pass the same `layers` "
+                "(older petl versions read only the last layer: layers='last')."
+            )
+
     def state_dict(self) -> dict[str, Any]:
-        return {**self._stats, "seen": list(self._seen)}
+        return {**self._stats, "seen": list(self._seen), "feature_dim": self._dim}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._seen = [int(t) for t in state.get("seen", [])]
+        dim = state.get("feature_dim")
+        self._dim = int(dim) if dim is not None else None
         self._stats = {k: v.clone() for k, v in state.items() if isinstance(v, torch.Tensor)}
         self._cache.clear()
         if self._seen:

@@ -204,3 +204,15 @@ def test_state_size_does_not_grow_with_examples(tok: Any) -> None:
     assert isinstance(head, StatisticHead)
     classes = sum(len(t.labels) for t in lrn.stream.tasks)
     assert head.state_floats() == 2 * (64 * 64 + 64 * classes) + classes + 1
+
+
+@pytest.mark.parametrize("make", [petl.FeCAM, petl.RanPAC])
+def test_statistics_refuse_features_of_another_width(tok: Any, make: Any) -> None:
+    head = make(layers="all")
+    lrn = learner(tok, [head])
+    lrn.fit(stream())
+    other = make(layers="last")  # e.g. a state saved by a run that read every layer
+    other.setup(lrn)
+    other.load_state_dict(head.state_dict())
+    with pytest.raises(petl.ConfigError, match="64-wide features, but these features are 32"):
+        other.predict(lrn, 0, "test")
