@@ -216,3 +216,50 @@ def test_statistics_refuse_features_of_another_width(tok: Any, make: Any) -> Non
     other.load_state_dict(head.state_dict())
     with pytest.raises(petl.ConfigError, match="64-wide features, but these features are 32"):
         other.predict(lrn, 0, "test")
+
+
+def _source_features(lrn: petl.Learner, pretrained: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every task's training features of one source (adapted or pretrained), normalised
+    as a head normalises them, and their labels."""
+    xs, ys = [], []
+    for t in range(len(lrn.stream)):
+        rows = lrn.rows(t, "train")
+        x = features_for(lrn, rows, pretrained=pretrained, layers="all").double()
+        x = torch.nn.functional.normalize(x, dim=-1).flatten(1)
+        xs.append(torch.nn.functional.normalize(x, dim=-1))
+        ys.append(torch.tensor([r.label for r in rows]))
+    return torch.cat(xs), torch.cat(ys)
+
+
+def test_aper_fecam_scores_each_source_with_its_own_covariance(tok: Any) -> None:
+    aper = petl.APER()  # FeCAM head on adapted + pretrained features, per-source covariance
+    lrn = learner(tok, [aper])
+    lrn.fit(stream())
+    head = aper._head
+    assert head._stats["moments"].shape == (2, 32 * 2, 32 * 2)  # 2 sources x 2 layers x 32
+    parts = []
+    for pretrained in (False, True):  # block-diagonal LDA = one LDA per source, summed
+        one = petl.FeCAM()
+        one.setup(lrn)
+        x, y = _source_features(lrn, pretrained)
+        one.add_features(x, y, torch.zeros(len(y), dtype=torch.bool))
+        one.solve()
+        parts.append((one, x))
+    both = torch.nn.functional.normalize(torch.cat([x for _, x in parts], 1), dim=-1)
+    want = sum(one._scores(x) for one, x in parts)
+    torch.testing.assert_close(head._scores(both), want, rtol=1e-6, atol=1e-6)
+
+
+def test_aper_fecam_across_sources_keeps_one_covariance_and_old_states_load(tok: Any) -> None:
+    full = petl.APER(head_options={"across_sources": True})
+    lrn = learner(tok, [full])
+    lrn.fit(stream())
+    assert full._head._stats["moments"].shape == (128, 128)
+    # a state saved with one covariance over both sources (petl before per-source
+    # covariances) loads into a default APER as it was fitted and predicts the same
+    default = petl.APER()
+    default.setup(lrn)
+    default.load_state_dict(full.state_dict())
+    assert default._head.across_sources
+    for t in range(len(lrn.stream)):
+        assert (default.predict(lrn, t, "test") == full.predict(lrn, t, "test")).all()
