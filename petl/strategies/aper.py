@@ -40,8 +40,9 @@ class APER(Strategy):
     Args:
         head: "fecam" (default: FeCAM's shared-covariance Mahalanobis head, the best or tied
             head on adapted + pretrained features in every stream measured, see
-            docs/strategies.md; state C d + d^2 floats), "ranpac" or "ncm" (the paper's
-            prototype head).
+            docs/strategies.md; with pretrained features one covariance per source, state
+            2 C d + 2 d^2 floats for d-wide features of each), "ranpac" or "ncm" (the
+            paper's prototype head).
         adapt_tasks: Tasks trained by gradient before freezing (the paper adapts on the
             first task only).
         pretrained_features: Concatenate the pretrained (adapter-disabled) features with
