@@ -1,8 +1,8 @@
 """Statistic-head worker, run by tests/distributed/test_stat_heads_two_processes.py under
 `accelerate launch` (2 processes) or plain `python` (one process).
 
-Runs NCM, FeCAM, RanPAC and APER (LoRA on the first task, then RanPAC on adapted +
-pretrained features) on cl_worker's tiny BERT and stream (class-incremental, splits that
+Runs NCM, FeCAM, RanPAC and APER (LoRA on the first task, then RanPAC, or at its
+defaults FeCAM, on adapted + pretrained features) on cl_worker's tiny BERT and stream (class-incremental, splits that
 do not divide by 2 processes x batch), and every process writes its strategies' state
 (`<out>/rank<r>.safetensors`) and accuracy matrices (`<out>/rank<r>.json`)."""
 
@@ -23,6 +23,7 @@ CASES = {
     "fecam": lambda: petl.FeCAM(covariance="class"),
     "ranpac": lambda: petl.RanPAC(dims=64),
     "aper": lambda: petl.APER(head="ranpac", head_options={"dims": 64}),
+    "aper_default": lambda: petl.APER(),  # FeCAM, one covariance per source
 }
 
 
