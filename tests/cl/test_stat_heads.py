@@ -263,3 +263,15 @@ def test_aper_fecam_across_sources_keeps_one_covariance_and_old_states_load(tok:
     assert default._head.across_sources
     for t in range(len(lrn.stream)):
         assert (default.predict(lrn, t, "test") == full.predict(lrn, t, "test")).all()
+
+
+def test_aper_saved_and_loaded_predicts_the_same(tok: Any, tmp_path: Any) -> None:
+    records = split_records(GROUPS, n_train=30, n_test=12, seed=4)
+    texts = [r["text"] for task in records.values() for r in task["test"]]
+    lrn = learner(tok, [petl.APER()])
+    lrn.fit(petl.Stream.from_records(records, scenario="class", val_fraction=0))
+    lrn.save(str(tmp_path))
+    loaded = petl.Learner.load(str(tmp_path))
+    head = loaded.strategies[0]._head
+    assert head._stats["moments"].shape == (2, 64, 64) and not head.across_sources
+    assert loaded.predict(texts) == lrn.predict(texts)
