@@ -27,7 +27,7 @@ class FeCAM(StatisticHead):
         across_sources: Under APER with pretrained features the head reads two sources, the
             adapted and the pretrained features. False (default): the shared covariance is
             estimated within each source and the two are scored as independent blocks
-            (block-diagonal LDA: the sum of one LDA per source), which half the state and
+            (block-diagonal LDA: the sum of one LDA per source), which halves the state and
             measured at least as accurate on 4 of 5 streams (docs/strategies.md "APER's
             covariance per source"). True: one covariance over both, cross terms included.
             No effect with one source or with covariance="class" (always over both).
