@@ -4,7 +4,9 @@ activation checkpointing, and the teardown of a multi-process run."""
 
 from __future__ import annotations
 
+import gc
 import os
+import time
 from typing import Any
 
 import torch
@@ -166,6 +168,49 @@ def _register_teardown() -> None:
 
 
 def _destroy_process_group() -> None:
-    # No barrier here: if another rank crashed, a barrier would hang the exit.
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+    """Ends the process group while the interpreter is still whole.
+
+    A gloo worker thread marks a collective done, then frees it, and freeing its tensors
+    takes the GIL; a thread that asks for the GIL once interpreter finalization has begun
+    is ended by Python inside a destructor, which aborts the process (SIGABRT, "terminate
+    called without an active exception", seen in a core dump) after a finished run and
+    fails the launch: about once in 40 two-process FSDP launches on 2 oversubscribed
+    cores, where a descheduled worker thread frees the last gather after the main thread
+    has raced to exit. So at exit: wait until every rank has finished its collectives,
+    destroy the group, and give the worker threads the GIL for a moment to free what they
+    hold, before finalization starts."""
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    _wait_for_every_process()
+    dist.destroy_process_group()
+    let_collective_threads_finish()
+
+
+def let_collective_threads_finish() -> None:
+    """Collects the cycles that keep finished Learners' process-group handles alive, then
+    releases the GIL for a moment to worker threads still freeing their last collective."""
+    gc.collect()
+    time.sleep(TEARDOWN_DRAIN_S)
+
+
+TEARDOWN_DRAIN_S = 0.2
+TEARDOWN_WAIT_S = 600  # how long a rank waits at exit for the others to finish
+
+
+def _wait_for_every_process() -> None:
+    """A bounded barrier (gloo's monitored barrier) unless this process is exiting on an
+    uncaught exception: a rank that crashed never arrives, and its launcher stops the
+    others anyway."""
+    import sys
+    from datetime import timedelta
+
+    dist = torch.distributed
+    if getattr(sys, "last_value", None) is not None or dist.get_backend() != "gloo":
+        return
+    try:
+        dist.monitored_barrier(timeout=timedelta(seconds=TEARDOWN_WAIT_S))
+    except RuntimeError as e:  # another rank left early: nothing left to wait for
+        import warnings
+
+        warnings.warn(f"petl: not every process reached the end of the run ({e}).", stacklevel=1)
