@@ -195,7 +195,9 @@ def let_collective_threads_finish() -> None:
 
 
 TEARDOWN_DRAIN_S = 0.2
-TEARDOWN_WAIT_S = 600  # how long a rank waits at exit for the others to finish
+# How long a rank waits at exit for the others: room for the main process's end-of-run
+# writes (report, plots, checkpoint); past it, the group is destroyed without the wait.
+TEARDOWN_WAIT_S = 300
 
 
 def _wait_for_every_process() -> None:
