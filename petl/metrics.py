@@ -45,6 +45,7 @@ __all__ = [
     "per_class_accuracy",
     "plasticity",
     "summarize",
+    "tidy",
 ]
 
 
@@ -210,14 +211,25 @@ def summarize(R: ArrayLike, initial: ArrayLike | None = None) -> dict[str, Any]:
     """
     m = _as_matrix(R)
     return {
-        "average_accuracy": average_accuracy(m),
-        "forgetting": forgetting(m),
-        "bwt": backward_transfer(m),
-        "fwt": forward_transfer(m, initial) if initial is not None else None,
-        "plasticity": plasticity(m),
-        "average_incremental_accuracy": average_incremental_accuracy(m),
+        "average_accuracy": tidy(average_accuracy(m)),
+        "forgetting": tidy(forgetting(m)),
+        "bwt": tidy(backward_transfer(m)),
+        "fwt": tidy(forward_transfer(m, initial)) if initial is not None else None,
+        "plasticity": tidy(plasticity(m)),
+        "average_incremental_accuracy": tidy(average_incremental_accuracy(m)),
         "final_accuracy_per_task": [float(x) for x in m[-1]],
     }
+
+
+SUMMARY_DECIMALS = 12
+
+
+def tidy(value: float) -> float:
+    """`value` rounded to SUMMARY_DECIMALS places: a summary of accuracies (ratios of counts)
+    then reads as its exact value (15/300 forgetting as 0.05, not the 0.05000000000000001
+    that a float mean of differences gives), which matters wherever a figure is compared
+    with a bar. The rounding moves a value by at most 5e-13."""
+    return round(float(value), SUMMARY_DECIMALS)
 
 
 def _preds_labels(preds: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray, np.ndarray]:

@@ -135,6 +135,17 @@ class TestFourTasks:
         assert s["bwt"] == approx(-0.35)
 
 
+def test_summaries_read_as_the_exact_fractions_of_counts():
+    # 0.93 - 0.88 is 0.050000000000000044 in floats; the exact value is 0.05 (15 of 300
+    # rows, the default bench's APER), and a summary compared with a 0.05 bar must say so
+    R = [[0.93, 0.0], [0.88, 0.9]]
+    assert forgetting(R) != 0.05
+    s = summarize(R)
+    assert s["forgetting"] == 0.05
+    assert s["bwt"] == -0.05
+    assert abs(s["average_accuracy"] - average_accuracy(R)) <= 5e-13
+
+
 def test_negative_forgetting_when_a_task_improves():
     # f_0 = max(0.5) - 0.7 = -0.2; BWT = 0.7 - 0.5 = 0.2
     R = [[0.5, 0.0], [0.7, 0.9]]
