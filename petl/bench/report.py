@@ -106,11 +106,11 @@ def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _fmt(value: float | None, std: float | None = None, digits: int = 3, seeds: int = 1) -> str:
     if value is None:
         return "-"
-    text = _half_up(value, digits)
-    return text + (f"±{_half_up(std, digits)}" if seeds > 1 and std is not None else "")
+    text = figure(value, digits)
+    return text + (f"±{figure(std, digits)}" if seeds > 1 and std is not None else "")
 
 
-def _half_up(value: float, digits: int) -> str:
+def figure(value: float, digits: int = 3) -> str:
     """`value` to `digits` places as a reader rounds its decimal form: a tie such as 0.2875
     (115 of 400) shows 0.288, though its nearest float lies below it and f"{x:.3f}" gives
     0.287."""
@@ -292,12 +292,12 @@ def markdown(report: dict[str, Any]) -> str:
         "## Accuracy right after each task (diagonal)",
         "",
         _md_table(
-            ["run", *short], [[r["name"], *(f"{v:.3f}" for v in r["diagonal"])] for r in rows]
+            ["run", *short], [[r["name"], *(figure(v) for v in r["diagonal"])] for r in rows]
         ),
         "",
         "## Final accuracy on each task",
         "",
-        _md_table(["run", *short], [[r["name"], *(f"{v:.3f}" for v in r["final"])] for r in rows]),
+        _md_table(["run", *short], [[r["name"], *(figure(v) for v in r["final"])] for r in rows]),
         "",
     ]
     out += drift_section(rows)
@@ -319,9 +319,9 @@ def markdown(report: dict[str, Any]) -> str:
         "",
     ]
     for r in rows:
-        body = [["before", *(f"{v:.3f}" for v in r["initial"])]]
+        body = [["before", *(figure(v) for v in r["initial"])]]
         body += [
-            [f"after {s}", *(f"{v:.3f}" for v in row)]
+            [f"after {s}", *(figure(v) for v in row)]
             for s, row in zip(short, r["accuracy"], strict=True)
         ]
         out += [f"### {r['name']}", "", _md_table(["", *short], body), ""]

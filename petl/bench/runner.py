@@ -30,7 +30,7 @@ from petl.bench.folder import (
     log_invocation,
     prepare,
 )
-from petl.bench.report import write_report
+from petl.bench.report import figure, write_report
 from petl.errors import ConfigError, PetlError
 
 
@@ -198,8 +198,8 @@ def _describe(record: dict[str, Any]) -> str:
     s = record["results"]["summary"]
     info = record["results"]["info"]
     return (
-        f"{record['run']['name']} seed {record['seed']}: acc {s['average_accuracy']:.3f}, "
-        f"forgetting {s['forgetting']:.3f}, diagonal {s['plasticity']:.3f} "
+        f"{record['run']['name']} seed {record['seed']}: acc {figure(s['average_accuracy'])}, "
+        f"forgetting {figure(s['forgetting'])}, diagonal {figure(s['plasticity'])} "
         f"({info['wall_time_s']:.0f} s)"
     )
 
