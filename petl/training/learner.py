@@ -20,16 +20,11 @@ from petl.integrity import check_writable
 from petl.results import Results
 from petl.strategies.protocol import HOOKS, Hooks, method_hooks
 from petl.stream import Stream
-from petl.training import checks, persist, tracking
+from petl.training import checks, launch, persist, tracking
 from petl.training import run as run_state
 from petl.training.config import TrainConfig
 from petl.training.data import Item, iter_batches, make_loader
-from petl.training.launch import (
-    enable_checkpointing,
-    let_collective_threads_finish,
-    load_backbone,
-    make_accelerator,
-)
+from petl.training.launch import enable_checkpointing, load_backbone, make_accelerator
 from petl.training.loop import train_task
 from petl.training.run import RunState
 
@@ -186,7 +181,7 @@ class Learner:
         if acc is not None and acc.num_processes > 1 and torch.distributed.is_initialized():
             acc.wait_for_everyone()
             acc.end_training()
-            let_collective_threads_finish()  # the script may exit right after
+            launch.let_collective_threads_finish()  # the script may exit right after
 
     def apply_method(self, backbone: nn.Module) -> nn.Module:
         """Gradient checkpointing and the PEFT method on a backbone (families call this
