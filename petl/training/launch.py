@@ -156,6 +156,10 @@ def _check_processes(acc: Any, cfg: TrainConfig) -> None:
 
 
 _TEARDOWN_REGISTERED = False
+TEARDOWN_DRAIN_S = 0.2  # seconds the main thread hands the GIL to gloo's worker threads
+# How long a rank waits at exit for the others: room for the main process's end-of-run
+# writes (report, plots, checkpoint); past it, the group is destroyed without the wait.
+TEARDOWN_WAIT_S = 300
 
 
 def _register_teardown() -> None:
@@ -188,16 +192,12 @@ def _destroy_process_group() -> None:
 
 
 def let_collective_threads_finish() -> None:
-    """Collects the cycles that keep finished Learners' process-group handles alive, then
-    releases the GIL for a moment to worker threads still freeing their last collective."""
+    """Frees what finished Learners left behind (modules, their last collectives' tensors)
+    while the interpreter is whole, then releases the GIL for a moment to worker threads
+    still freeing their last collective. The group's threads themselves may outlive this:
+    handles held outside Python keep it alive, and gloo's shutdown does not join them."""
     gc.collect()
     time.sleep(TEARDOWN_DRAIN_S)
-
-
-TEARDOWN_DRAIN_S = 0.2
-# How long a rank waits at exit for the others: room for the main process's end-of-run
-# writes (report, plots, checkpoint); past it, the group is destroyed without the wait.
-TEARDOWN_WAIT_S = 300
 
 
 def _wait_for_every_process() -> None:
